@@ -1,0 +1,1 @@
+"""Custom actions: thin translations between the dialogue and kefu.shop."""

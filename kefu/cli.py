@@ -1,0 +1,87 @@
+"""`kefu` command line: database set-up and seeding, NLU catalogue export.
+
+Errors that an operator can fix (a bad DATABASE_URL, a database that is
+down) are printed as one line naming the cause, with exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from kefu.db.engine import DatabaseError, database_url, describe_url
+
+
+def _cmd_db_init(args: argparse.Namespace) -> int:
+    from kefu.db.engine import ensure_schema, get_engine
+
+    version = ensure_schema(get_engine())
+    print(f"shop database ready (schema version {version}) at {describe_url(database_url())}")
+    return 0
+
+
+def _cmd_db_seed(args: argparse.Namespace) -> int:
+    from kefu.shop.demo import seed_command
+
+    return seed_command(
+        orders=args.orders, reset=args.reset, if_empty=args.if_empty, seed=args.seed, progress=not args.quiet
+    )
+
+
+def _cmd_db_check(args: argparse.Namespace) -> int:
+    from kefu.db.engine import check_connection, current_schema_version, get_engine
+
+    engine = get_engine()
+    check_connection(engine)
+    print(f"ok: {describe_url(database_url())}, schema version {current_schema_version(engine)}")
+    return 0
+
+
+def _cmd_nlu_export(args: argparse.Namespace) -> int:
+    from kefu.nlu.catalogue_export import export_command
+
+    return export_command(data_file=args.data_file, dictionary_dir=args.dictionary_dir)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kefu", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    db = sub.add_parser("db", help="shop database").add_subparsers(dest="db_command", required=True)
+    db.add_parser("init", help="create tables / migrate to the current schema").set_defaults(func=_cmd_db_init)
+    db.add_parser("check", help="check that DATABASE_URL answers").set_defaults(func=_cmd_db_check)
+    seed = db.add_parser("seed", help="fill the demo shop (deterministic)")
+    seed.add_argument("--orders", type=int, default=1000, help="number of orders (default 1000)")
+    seed.add_argument("--reset", action="store_true", help="drop all shop data first (reseed)")
+    seed.add_argument("--if-empty", action="store_true", help="do nothing if the shop already has products")
+    seed.add_argument("--seed", type=int, default=20261124, help="random seed (same seed, same rows)")
+    seed.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    seed.set_defaults(func=_cmd_db_seed)
+
+    nlu = sub.add_parser("nlu", help="NLU assets").add_subparsers(dest="nlu_command", required=True)
+    export = nlu.add_parser("export", help="write catalogue lookup tables/synonyms and the jieba dictionary")
+    export.add_argument("--data-file", default="data/catalogue.yml")
+    export.add_argument("--dictionary-dir", default="var/nlu/jieba")
+    export.set_defaults(func=_cmd_nlu_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.func(args)
+    except DatabaseError as exc:
+        print(f"kefu: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("kefu: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

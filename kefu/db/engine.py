@@ -1,0 +1,210 @@
+"""Engine, sessions and schema version: the one place that opens connections.
+
+`DATABASE_URL` selects the database; without it the embedded SQLite file at
+``var/shop.sqlite3`` (relative to the project root, or ``KEFU_HOME``) is used.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import create_engine, event, select
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from kefu.db.models import Base, SchemaVersion
+
+logger = logging.getLogger(__name__)
+
+# Bump when the models change, and add a step to MIGRATIONS below.
+SCHEMA_VERSION = 1
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class DatabaseError(RuntimeError):
+    """The shop database cannot be used; the message is one line for the operator."""
+
+
+class DatabaseConfigError(DatabaseError):
+    """DATABASE_URL is malformed or names a driver that is not installed."""
+
+
+class DatabaseUnavailable(DatabaseError):
+    """The database did not answer (down, wrong host, wrong credentials)."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def default_sqlite_path() -> Path:
+    home = Path(os.environ.get("KEFU_HOME", PROJECT_ROOT))
+    return home / "var" / "shop.sqlite3"
+
+
+def database_url() -> str:
+    url = os.environ.get("DATABASE_URL", "").strip()
+    if url:
+        # Heroku-style URLs say postgres://, which SQLAlchemy 1.4 refuses.
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url[len("postgres://") :]
+        return url
+    return f"sqlite:///{default_sqlite_path()}"
+
+
+def describe_url(url: str) -> str:
+    """The URL with its password hidden, for log lines and error messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a malformed URL is described as such
+        return "<malformed URL>"
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets the action server read while a seeding or ticket write runs;
+    # foreign keys are off by default in SQLite.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
+    """Create an engine for `url` (default: DATABASE_URL or the SQLite file).
+
+    Raises DatabaseConfigError for a URL that cannot be used at all.
+    """
+    url = url or database_url()
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise DatabaseConfigError(
+            f"DATABASE_URL is not a valid database URL ({describe_url(url)}): {exc}"
+        ) from None
+    kwargs: dict = {"future": True, "echo": echo}
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 5}
+    else:
+        kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10, pool_recycle=1800)
+        if parsed.get_backend_name() == "postgresql":
+            kwargs["connect_args"] = {"connect_timeout": 5}
+    try:
+        engine = create_engine(parsed, **kwargs)
+    except (NoSuchModuleError, ModuleNotFoundError, ArgumentError) as exc:
+        raise DatabaseConfigError(
+            f"DATABASE_URL names a database this installation cannot use "
+            f"({describe_url(url)}): {exc}"
+        ) from None
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+@lru_cache(maxsize=None)
+def _cached_engine(url: str) -> Engine:
+    return make_engine(url)
+
+
+def get_engine() -> Engine:
+    """The process-wide engine for the configured database (pooled, thread-safe)."""
+    return _cached_engine(database_url())
+
+
+def session_factory(engine: Engine | None = None) -> sessionmaker:
+    return sessionmaker(bind=engine or get_engine(), future=True, expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(engine: Engine | None = None) -> Iterator[Session]:
+    """A short-lived session: commit on success, roll back on error.
+
+    Callers open one per operation; sessions are never shared between
+    concurrent actions. Connection failures surface as DatabaseUnavailable.
+    """
+    session = session_factory(engine)()
+    try:
+        yield session
+        session.commit()
+    except OperationalError as exc:
+        session.rollback()
+        raise DatabaseUnavailable(_one_line(exc)) from exc
+    except Exception:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", exc) or exc).strip().splitlines()
+    return text[0] if text else exc.__class__.__name__
+
+
+def check_connection(engine: Engine | None = None) -> None:
+    """Raise DatabaseError with a one-line message naming DATABASE_URL if unusable."""
+    engine = engine or get_engine()
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except SQLAlchemyError as exc:
+        raise DatabaseUnavailable(
+            f"cannot reach the shop database at DATABASE_URL={describe_url(str(engine.url))}: "
+            f"{_one_line(exc)}"
+        ) from None
+
+
+# --- schema version -------------------------------------------------------
+#
+# A documented equivalent of Alembic, sized for a schema this small: the
+# database stores its version in kefu_schema_version; ensure_schema() creates
+# a new database at SCHEMA_VERSION and runs the steps in MIGRATIONS, in order,
+# to bring an older one up to date. A database newer than this code is refused
+# rather than guessed at.
+
+MIGRATIONS: dict[int, "callable"] = {
+    # version_reached: function(connection) -> None
+}
+
+
+def current_schema_version(engine: Engine) -> int | None:
+    from sqlalchemy import inspect
+
+    if not inspect(engine).has_table(SchemaVersion.__tablename__):
+        return None
+    with engine.connect() as conn:
+        return conn.execute(select(SchemaVersion.version)).scalar()
+
+
+def ensure_schema(engine: Engine | None = None) -> int:
+    """Create missing tables and migrate to SCHEMA_VERSION; return the version."""
+    engine = engine or get_engine()
+    check_connection(engine)
+    version = current_schema_version(engine)
+    if version is not None and version > SCHEMA_VERSION:
+        raise DatabaseError(
+            f"the shop database at {describe_url(str(engine.url))} has schema version "
+            f"{version}, newer than this Kefu ({SCHEMA_VERSION}); upgrade Kefu"
+        )
+    Base.metadata.create_all(engine)
+    with engine.begin() as conn:
+        if version is None:
+            conn.execute(SchemaVersion.__table__.insert().values(version=SCHEMA_VERSION, applied_at=utcnow()))
+            logger.info("created shop schema version %s", SCHEMA_VERSION)
+            return SCHEMA_VERSION
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            logger.info("migrating shop schema to version %s", step)
+            MIGRATIONS[step](conn)
+        if version != SCHEMA_VERSION:
+            conn.execute(SchemaVersion.__table__.update().values(version=SCHEMA_VERSION, applied_at=utcnow()))
+    return SCHEMA_VERSION

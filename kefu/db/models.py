@@ -1,0 +1,250 @@
+"""SQLAlchemy models of the shop database.
+
+The table and column names listed in shared/spec/shop.md are a contract read
+by outside tools; extra tables and columns are ours. Money is integer cents,
+times are naive UTC datetimes.
+"""
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import declarative_base, relationship
+
+Base = declarative_base()
+
+ORDER_STATUSES = (
+    "pending_payment",
+    "paid",
+    "shipped",
+    "delivered",
+    "completed",
+    "cancelled",
+    "refunding",
+    "refunded",
+)
+TICKET_KINDS = ("return", "exchange", "refund", "repair", "complaint")
+TICKET_STATUSES = ("open", "approved", "rejected", "in_progress", "closed")
+HANDOFF_STATUSES = ("waiting", "taken", "closed")
+
+
+def _in(column: str, values: tuple) -> str:
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id = Column(Integer, primary_key=True)
+    name = Column(String(64), nullable=False)
+    phone = Column(String(11), nullable=False, index=True)
+    wechat_openid = Column(String(64), nullable=True, unique=True)
+    created_at = Column(DateTime, nullable=False)
+
+    orders = relationship("Order", back_populates="customer")
+
+
+class Product(Base):
+    __tablename__ = "products"
+
+    id = Column(Integer, primary_key=True)
+    sku = Column(String(32), nullable=False, unique=True)
+    name = Column(String(128), nullable=False, unique=True)
+    brand = Column(String(64), nullable=False, index=True)
+    category = Column(String(32), nullable=False, index=True)
+    price_cents = Column(Integer, nullable=False)
+    stock = Column(Integer, nullable=False, default=0)
+    warranty_months = Column(Integer, nullable=False, default=0)
+    returnable = Column(Boolean, nullable=False, default=True)
+    description = Column(Text, nullable=False, default="")
+    # Ours: shown by the spec and recommendation flows.
+    sizes = Column(String(128), nullable=False, default="")  # comma-separated
+    colors = Column(String(128), nullable=False, default="")  # comma-separated
+    specs = Column(Text, nullable=False, default="")  # "key:value;key:value"
+    image_url = Column(String(256), nullable=False, default="")
+    restock_at = Column(DateTime, nullable=True)
+
+    aliases = relationship(
+        "ProductAlias", back_populates="product", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (
+        CheckConstraint("price_cents >= 0", name="ck_products_price"),
+        CheckConstraint("stock >= 0", name="ck_products_stock"),
+        Index("ix_products_category_price", "category", "price_cents"),
+    )
+
+
+class ProductAlias(Base):
+    """Other names shoppers use for a product (小米13 → 小米13 Pro, 苹果15 → iPhone 15)."""
+
+    __tablename__ = "product_aliases"
+
+    id = Column(Integer, primary_key=True)
+    product_id = Column(Integer, ForeignKey("products.id", ondelete="CASCADE"), nullable=False, index=True)
+    alias = Column(String(128), nullable=False, index=True)
+
+    product = relationship("Product", back_populates="aliases")
+    __table_args__ = (UniqueConstraint("product_id", "alias", name="uq_product_alias"),)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+
+    id = Column(Integer, primary_key=True)
+    order_no = Column(String(32), nullable=False, unique=True)
+    customer_id = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
+    status = Column(String(20), nullable=False)
+    total_cents = Column(Integer, nullable=False)
+    created_at = Column(DateTime, nullable=False)
+    paid_at = Column(DateTime, nullable=True)
+    shipped_at = Column(DateTime, nullable=True)
+    delivered_at = Column(DateTime, nullable=True)
+    carrier = Column(String(32), nullable=True)
+    tracking_no = Column(String(32), nullable=True, index=True)
+    ship_name = Column(String(64), nullable=False)
+    ship_phone = Column(String(11), nullable=False)
+    ship_address = Column(String(256), nullable=False)
+
+    customer = relationship("Customer", back_populates="orders")
+    items = relationship("OrderItem", back_populates="order", cascade="all, delete-orphan")
+    events = relationship(
+        "ShipmentEvent",
+        back_populates="order",
+        cascade="all, delete-orphan",
+        order_by="ShipmentEvent.happened_at",
+    )
+
+    __table_args__ = (
+        CheckConstraint(_in("status", ORDER_STATUSES), name="ck_orders_status"),
+        # A customer's recent orders, newest first.
+        Index("ix_orders_customer_created", "customer_id", "created_at"),
+    )
+
+
+class OrderItem(Base):
+    __tablename__ = "order_items"
+
+    id = Column(Integer, primary_key=True)
+    order_id = Column(Integer, ForeignKey("orders.id", ondelete="CASCADE"), nullable=False, index=True)
+    product_id = Column(Integer, ForeignKey("products.id"), nullable=False, index=True)
+    quantity = Column(Integer, nullable=False)
+    unit_price_cents = Column(Integer, nullable=False)
+    # Ours: the size/colour chosen, for exchanges.
+    size = Column(String(16), nullable=True)
+    color = Column(String(16), nullable=True)
+
+    order = relationship("Order", back_populates="items")
+    product = relationship("Product")
+
+
+class ShipmentEvent(Base):
+    __tablename__ = "shipment_events"
+
+    id = Column(Integer, primary_key=True)
+    order_id = Column(Integer, ForeignKey("orders.id", ondelete="CASCADE"), nullable=False)
+    happened_at = Column(DateTime, nullable=False)
+    location = Column(String(64), nullable=False)
+    description = Column(String(256), nullable=False)
+
+    order = relationship("Order", back_populates="events")
+    __table_args__ = (Index("ix_shipment_events_order_time", "order_id", "happened_at"),)
+
+
+class AftersalesTicket(Base):
+    __tablename__ = "aftersales_tickets"
+
+    id = Column(Integer, primary_key=True)
+    ticket_no = Column(String(32), nullable=False, unique=True)
+    order_id = Column(Integer, ForeignKey("orders.id"), nullable=True, index=True)
+    customer_id = Column(Integer, ForeignKey("customers.id"), nullable=True, index=True)
+    kind = Column(String(16), nullable=False)
+    reason = Column(String(256), nullable=False, default="")
+    status = Column(String(16), nullable=False, default="open")
+    created_at = Column(DateTime, nullable=False)
+    # Ours: makes creation idempotent. The same request delivered twice
+    # carries the same key, and the unique constraint turns the second
+    # insert into a look-up of the first ticket.
+    request_key = Column(String(128), nullable=True, unique=True)
+    conversation_id = Column(String(128), nullable=True, index=True)
+    product_id = Column(Integer, ForeignKey("products.id"), nullable=True)
+    updated_at = Column(DateTime, nullable=True)
+
+    __table_args__ = (
+        CheckConstraint(_in("kind", TICKET_KINDS), name="ck_tickets_kind"),
+        CheckConstraint(_in("status", TICKET_STATUSES), name="ck_tickets_status"),
+    )
+
+
+class SatisfactionRating(Base):
+    __tablename__ = "satisfaction_ratings"
+
+    id = Column(Integer, primary_key=True)
+    conversation_id = Column(String(128), nullable=False, index=True)
+    score = Column(Integer, nullable=False)
+    comment = Column(Text, nullable=True)
+    created_at = Column(DateTime, nullable=False)
+
+    __table_args__ = (CheckConstraint("score BETWEEN 1 AND 5", name="ck_ratings_score"),)
+
+
+class HandoffRequest(Base):
+    __tablename__ = "handoff_requests"
+
+    id = Column(Integer, primary_key=True)
+    conversation_id = Column(String(128), nullable=False, index=True)
+    reason = Column(String(64), nullable=False)
+    status = Column(String(16), nullable=False, default="waiting")
+    created_at = Column(DateTime, nullable=False)
+
+    __table_args__ = (CheckConstraint(_in("status", HANDOFF_STATUSES), name="ck_handoff_status"),)
+
+
+class AuditLog(Base):
+    __tablename__ = "audit_log"
+
+    id = Column(Integer, primary_key=True)
+    happened_at = Column(DateTime, nullable=False)
+    conversation_id = Column(String(128), nullable=True, index=True)
+    action = Column(String(64), nullable=False)
+    order_id = Column(Integer, nullable=True, index=True)
+    outcome = Column(String(64), nullable=False)
+
+
+class Promotion(Base):
+    """Campaigns and coupons; the bot lists those active at the moment asked."""
+
+    __tablename__ = "promotions"
+
+    id = Column(Integer, primary_key=True)
+    kind = Column(String(16), nullable=False)  # campaign | coupon
+    title = Column(String(128), nullable=False)
+    description = Column(String(256), nullable=False, default="")
+    code = Column(String(32), nullable=True)
+    threshold_cents = Column(Integer, nullable=True)
+    discount_cents = Column(Integer, nullable=True)
+    category = Column(String(32), nullable=True)
+    starts_at = Column(DateTime, nullable=False)
+    ends_at = Column(DateTime, nullable=False)
+
+    __table_args__ = (Index("ix_promotions_window", "starts_at", "ends_at"),)
+
+
+class SchemaVersion(Base):
+    """One row: the schema version this database was created or migrated to."""
+
+    __tablename__ = "kefu_schema_version"
+
+    id = Column(Integer, primary_key=True)
+    version = Column(Integer, nullable=False)
+    applied_at = Column(DateTime, nullable=False)
