@@ -13,6 +13,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m kefu.web")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--rasa-url", default="http://localhost:5005")
     args = parser.parse_args(argv)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(WEB_ROOT))
     with http.server.ThreadingHTTPServer((args.host, args.port), handler) as server:

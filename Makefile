@@ -1,0 +1,50 @@
+# Kefu: the commands a Rasa user expects. See README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV ?= .venv
+PY := $(VENV)/bin/python
+RASA := $(VENV)/bin/rasa
+
+.PHONY: help install run test train shell reseed db showcase validate bench clean
+
+help:
+	@echo "make run      install if needed, seed the shop, train if changed, start everything (Ctrl-C stops)"
+	@echo "make test     the whole test suite from a fresh clone"
+	@echo "make shell    chat in the terminal (needs 'make run' in another terminal for the actions)"
+	@echo "make reseed   drop and refill the demo shop database"
+	@echo "make showcase list the demo orders and phones to try"
+	@echo "make train    regenerate the catalogue assets and train if anything changed"
+	@echo "make bench    the benchmark (see BENCHMARKS.md)"
+
+install:
+	@source scripts/lib.sh && ensure_venv
+
+run:
+	@bash scripts/run.sh
+
+test:
+	@bash scripts/test.sh
+
+train: install
+	@source scripts/lib.sh && ensure_database && ensure_model >/dev/null
+
+shell: install
+	@source scripts/lib.sh && MODEL="$$(ensure_model)" && $(RASA) shell --model "$$MODEL" --endpoints endpoints.yml
+
+reseed: install
+	$(PY) -m kefu.cli db seed --reset
+
+db: install
+	@source scripts/lib.sh && ensure_database
+
+showcase: install
+	$(PY) -m kefu.cli db showcase
+
+validate: install
+	$(PY) -m kefu.cli nlu export && $(RASA) data validate --domain domain --data data --config config.yml --fail-on-warnings
+
+bench: install
+	$(PY) -m bench
+
+clean:
+	rm -rf var/test results .pytest_cache

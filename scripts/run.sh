@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# `make run`: install if needed, create and seed the shop database if missing,
+# train only if config/domain/data changed, then start the action server,
+# the Rasa server and the chat page, and stop all of them on Ctrl-C.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$KEFU_ROOT"
+
+RASA_PORT="${KEFU_RASA_PORT:-5005}"
+ACTIONS_PORT=5055   # endpoints.yml points Rasa at this port
+WEB_PORT="${KEFU_WEB_PORT:-8080}"
+HOST="${KEFU_HOST:-127.0.0.1}"
+CORS_ORIGINS="${KEFU_CORS_ORIGINS:-http://localhost:$WEB_PORT http://127.0.0.1:$WEB_PORT}"
+LOG_DIR="$KEFU_ROOT/var/log"
+mkdir -p "$LOG_DIR"
+
+for port in "$RASA_PORT" "$ACTIONS_PORT" "$WEB_PORT"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    die "port $port is already in use (is another 'make run' still running?)"
+  fi
+done
+
+ensure_venv
+ensure_database
+MODEL="$(ensure_model)"
+
+PIDS=()
+stop_all() {
+  trap - INT TERM EXIT
+  if [ "${#PIDS[@]}" -gt 0 ]; then
+    say "stopping"
+    for pid in "${PIDS[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do
+      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -KILL -- "-$pid" 2>/dev/null || true
+    done
+  fi
+}
+trap stop_all EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Each server gets its own process group so Ctrl-C stops its children too.
+start() {
+  local name="$1"; shift
+  setsid "$@" >"$LOG_DIR/$name.log" 2>&1 &
+  PIDS+=("$!")
+}
+
+wait_for() {
+  local name="$1" url="$2" pid="$3" seconds="${4:-120}"
+  for _ in $(seq "$seconds"); do
+    if "$PY" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)" "$url" 2>/dev/null; then
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || { tail -n 30 "$LOG_DIR/$name.log" >&2; die "$name exited; see var/log/$name.log"; }
+    sleep 1
+  done
+  tail -n 30 "$LOG_DIR/$name.log" >&2
+  die "$name did not answer at $url within ${seconds}s; see var/log/$name.log"
+}
+
+AUTH_ARGS=()
+if [ -n "${RASA_AUTH_TOKEN:-}" ]; then AUTH_ARGS=(--auth-token "$RASA_AUTH_TOKEN"); fi
+# shellcheck disable=SC2206
+CORS_ARGS=(--cors $CORS_ORIGINS)
+
+say "starting the action server on :$ACTIONS_PORT"
+start actions "$VENV/bin/rasa" run actions --actions actions --port "$ACTIONS_PORT"
+ACTIONS_PID="${PIDS[-1]}"
+say "starting the Rasa server on :$RASA_PORT"
+start rasa "$VENV/bin/rasa" run --enable-api --model "$MODEL" --interface "$HOST" --port "$RASA_PORT" \
+  --credentials credentials.yml --endpoints endpoints.yml "${CORS_ARGS[@]}" "${AUTH_ARGS[@]}"
+RASA_PID="${PIDS[-1]}"
+say "starting the chat page on :$WEB_PORT"
+start web "$PY" -m kefu.web --host "$HOST" --port "$WEB_PORT" --rasa-url "http://localhost:$RASA_PORT"
+WEB_PID="${PIDS[-1]}"
+
+wait_for actions "http://127.0.0.1:$ACTIONS_PORT/health" "$ACTIONS_PID"
+wait_for web "http://127.0.0.1:$WEB_PORT/" "$WEB_PID"
+wait_for rasa "http://127.0.0.1:$RASA_PORT/" "$RASA_PID" 300
+
+cat <<EOF
+
+  Kefu is running. Logs: var/log/{rasa,actions,web}.log
+
+  Chat page      http://localhost:$WEB_PORT/
+  REST channel   curl -s localhost:$RASA_PORT/webhooks/rest/webhook -d '{"sender":"me","message":"你好"}'
+  Parse a text   curl -s localhost:$RASA_PORT/model/parse -d '{"text":"小米13多少钱"}'
+  Terminal chat  make shell   (in another terminal)
+
+  Press Ctrl-C to stop.
+
+EOF
+wait -n "${PIDS[@]}" || true
+say "a server stopped unexpectedly; see var/log/"
+exit 1
