@@ -42,9 +42,14 @@ ensure_venv() {
     "$python" -m venv "$VENV"
   fi
   say "installing pinned dependencies (requirements.lock); the first time takes a few minutes"
-  "$PY" -m pip install --quiet --disable-pip-version-check --upgrade "pip<25" "setuptools<71" wheel
-  "$PY" -m pip install --quiet --disable-pip-version-check -r "$KEFU_ROOT/requirements.lock"
-  "$PY" -m pip install --quiet --disable-pip-version-check --no-deps -e "$KEFU_ROOT"
+  local log="$KEFU_ROOT/var/log/install.log"
+  mkdir -p "$(dirname "$log")"
+  {
+    "$PY" -m pip install --disable-pip-version-check --upgrade "pip<25" "setuptools<71" "wheel<0.46" &&
+    "$PY" -m pip install --disable-pip-version-check -r "$KEFU_ROOT/requirements.lock" &&
+    "$PY" -m pip install --disable-pip-version-check --no-deps -e "$KEFU_ROOT" &&
+    "$PY" -m pip check
+  } >"$log" 2>&1 || { tail -n 30 "$log" >&2; die "installation failed; see var/log/install.log"; }
   echo "$want" > "$STAMP"
 }
 
