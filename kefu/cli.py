@@ -28,6 +28,12 @@ def _cmd_db_seed(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_db_showcase(args: argparse.Namespace) -> int:
+    from kefu.shop.demo import print_showcase
+
+    return print_showcase()
+
+
 def _cmd_db_check(args: argparse.Namespace) -> int:
     from kefu.db.engine import check_connection, current_schema_version, get_engine
 
@@ -58,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--seed", type=int, default=20261124, help="random seed (same seed, same rows)")
     seed.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     seed.set_defaults(func=_cmd_db_seed)
+    db.add_parser("showcase", help="list the demo orders to try, with their phone tails").set_defaults(
+        func=_cmd_db_showcase
+    )
 
     nlu = sub.add_parser("nlu", help="NLU assets").add_subparsers(dest="nlu_command", required=True)
     export = nlu.add_parser("export", help="write catalogue lookup tables/synonyms and the jieba dictionary")
