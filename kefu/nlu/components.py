@@ -1,0 +1,192 @@
+"""Kefu's Rasa NLU components for Chinese shop conversations.
+
+- ChineseTextNormalizer: first in the pipeline; length-preserving
+  normalisation (traditional → simplified, full-width → half-width, ASCII
+  lower case) and truncation of absurdly long messages.
+- ShopRuleEntityExtractor: order_no, phone_tail, tracking_no, price_max and
+  score by rules (kefu.nlu.rules), values normalised (numbers for budgets).
+- CatalogueEntityExtractor: product, brand and category from the catalogue
+  (kefu.nlu.catalogue), built at training time from the lookup tables and
+  synonyms of data/catalogue.yml and persisted in the model.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Dict, List, Optional, Text
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.extractors.extractor import EntityExtractorMixin
+from rasa.shared.nlu.constants import (
+    ENTITIES,
+    ENTITY_ATTRIBUTE_CONFIDENCE,
+    ENTITY_ATTRIBUTE_END,
+    ENTITY_ATTRIBUTE_START,
+    ENTITY_ATTRIBUTE_TYPE,
+    ENTITY_ATTRIBUTE_VALUE,
+    EXTRACTOR,
+    TEXT,
+)
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from kefu.nlu import rules
+from kefu.nlu.catalogue import CatalogueMatcher, term_key
+from kefu.nlu.text import MAX_MESSAGE_CHARS, normalise
+
+logger = logging.getLogger(__name__)
+
+RAW_TEXT = "kefu_raw_text"
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER], is_trainable=False)
+class ChineseTextNormalizer(GraphComponent):
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        return {"max_chars": MAX_MESSAGE_CHARS}
+
+    def __init__(self, config: Dict[Text, Any]) -> None:
+        self.max_chars = int(config.get("max_chars", MAX_MESSAGE_CHARS))
+
+    @classmethod
+    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+               execution_context: ExecutionContext) -> "ChineseTextNormalizer":
+        return cls(config)
+
+    def _normalise(self, message: Message) -> None:
+        text = message.get(TEXT)
+        if not text or not isinstance(text, str):
+            return
+        if len(text) > self.max_chars:
+            logger.warning("message of %d characters cut to %d before NLU", len(text), self.max_chars)
+            text = text[: self.max_chars]
+        normalised = normalise(text)
+        if normalised != message.get(TEXT):
+            message.set(RAW_TEXT, message.get(TEXT))
+            message.set(TEXT, normalised)
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        for message in training_data.training_examples:
+            self._normalise(message)
+        return training_data
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        for message in messages:
+            self._normalise(message)
+        return messages
+
+
+def _entity(entity: str, start: int, end: int, value: Any, confidence: float, extractor: str) -> Dict[Text, Any]:
+    return {
+        ENTITY_ATTRIBUTE_TYPE: entity,
+        ENTITY_ATTRIBUTE_START: start,
+        ENTITY_ATTRIBUTE_END: end,
+        ENTITY_ATTRIBUTE_VALUE: value,
+        ENTITY_ATTRIBUTE_CONFIDENCE: confidence,
+        EXTRACTOR: extractor,
+    }
+
+
+def _add_entities(message: Message, new: List[Dict[Text, Any]]) -> None:
+    if not new:
+        return
+    existing = message.get(ENTITIES, [])
+    # A rule or catalogue match is authoritative over DIET on the same span.
+    kept = [
+        e for e in existing
+        if not any(e.get("start", -1) < n["end"] and n["start"] < e.get("end", -1) for n in new)
+    ]
+    message.set(ENTITIES, sorted(kept + new, key=lambda e: e.get("start", 0)), add_to_output=True)
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=False)
+class ShopRuleEntityExtractor(GraphComponent, EntityExtractorMixin):
+    @classmethod
+    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+               execution_context: ExecutionContext) -> "ShopRuleEntityExtractor":
+        return cls()
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        for message in messages:
+            text = message.get(TEXT) or ""
+            _add_entities(message, [
+                _entity(e.entity, e.start, e.end, e.value, 1.0, self.__class__.__name__)
+                for e in rules.extract(text)
+            ])
+        return messages
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=True)
+class CatalogueEntityExtractor(GraphComponent, EntityExtractorMixin):
+    """Entity ruler over the catalogue. Needs the lookup tables `product`,
+    `brand`, `category` and their synonyms in the training data."""
+
+    ENTITIES = ("product", "brand", "category")
+
+    def __init__(self, model_storage: ModelStorage, resource: Resource,
+                 terms: Optional[Dict[str, Dict[str, str]]] = None) -> None:
+        self._model_storage = model_storage
+        self._resource = resource
+        self.terms = terms or {}
+        self.matcher = CatalogueMatcher(self.terms) if self.terms else None
+
+    @classmethod
+    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+               execution_context: ExecutionContext) -> "CatalogueEntityExtractor":
+        return cls(model_storage, resource)
+
+    @staticmethod
+    def terms_from_training_data(training_data: TrainingData) -> Dict[str, Dict[str, str]]:
+        terms: Dict[str, Dict[str, str]] = {entity: {} for entity in CatalogueEntityExtractor.ENTITIES}
+        canonical: Dict[str, tuple] = {}
+        for table in training_data.lookup_tables:
+            entity = table.get("name")
+            if entity not in terms:
+                continue
+            elements = table.get("elements") or []
+            if isinstance(elements, str):  # a file path in old formats
+                continue
+            for name in elements:
+                terms[entity][name] = name
+                canonical[term_key(name)] = (entity, name)
+        # Rasa keys synonyms by the lower-cased surface form.
+        for surface, value in training_data.entity_synonyms.items():
+            target = canonical.get(term_key(value))
+            if target:
+                entity, name = target
+                terms[entity].setdefault(surface, name)
+        return terms
+
+    def train(self, training_data: TrainingData) -> Resource:
+        self.terms = self.terms_from_training_data(training_data)
+        if not any(self.terms.values()):
+            logger.warning("no catalogue lookup tables in the training data: run `kefu nlu export`")
+        self.matcher = CatalogueMatcher(self.terms)
+        with self._model_storage.write_to(self._resource) as directory:
+            (directory / "catalogue.json").write_text(json.dumps(self.terms, ensure_ascii=False, sort_keys=True), encoding="utf-8")
+        return self._resource
+
+    @classmethod
+    def load(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+             execution_context: ExecutionContext, **kwargs: Any) -> "CatalogueEntityExtractor":
+        try:
+            with model_storage.read_from(resource) as directory:
+                terms = json.loads((directory / "catalogue.json").read_text(encoding="utf-8"))
+        except (ValueError, FileNotFoundError):
+            logger.warning("the model has no catalogue; product/brand/category will not be recognised")
+            terms = {}
+        return cls(model_storage, resource, terms)
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        if self.matcher is None:
+            return messages
+        for message in messages:
+            text = message.get(TEXT) or ""
+            _add_entities(message, [
+                _entity(m.entity, m.start, m.end, m.value, m.confidence, self.__class__.__name__)
+                for m in self.matcher.find(text)
+            ])
+        return messages

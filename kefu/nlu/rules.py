@@ -1,0 +1,88 @@
+"""Rule-based entities: order numbers, phone tails, tracking numbers, budgets
+and satisfaction scores. No Rasa import; the Rasa component wraps `extract`.
+
+All patterns run on normalised text (kefu.nlu.text.normalise), whose
+character offsets equal the original's.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from kefu.nlu.text import NUMBER_PATTERN, as_int, parse_number
+
+
+@dataclass(frozen=True)
+class RuleEntity:
+    entity: str
+    start: int
+    end: int
+    value: object
+    text: str
+
+
+# 16 digits, optionally grouped by spaces or hyphens; never part of a longer digit run.
+ORDER_NO = re.compile(r"(?<![\d])(\d(?:[ -]?\d){15})(?![\d])")
+TRACKING_NO = re.compile(r"(?<![a-z0-9])((?:sf|yt|zt|jd|yd|em)\d{12})(?!\d)")
+PHONE_TAIL_CUED = re.compile(
+    r"(?:尾号|尾数|后四位|后4位|末四位|末4位|最后四位|最后4位|手机号?后四位|后四个数字?)"
+    r"(?:是|为|:|：|是不是)?\s*(\d{4})(?!\d)"
+)
+PHONE_TAIL_BARE = re.compile(r"^\s*(\d{4})\s*$")
+
+_YUAN = r"(?:块钱|块|元|rmb|米)?"
+PRICE_AFTER = re.compile(
+    rf"({NUMBER_PATTERN}){_YUAN}\s*(?:以内|以下|之内|内|左右|上下|封顶|以里|不到|出头)"
+)
+PRICE_BEFORE = re.compile(
+    rf"(?:预算|不超过|不要超过|别超过|不能超过|最多|最高|顶多|控制在|低于|少于|不高于|价位)(?:是|在|大概|大约|只有)?\s*({NUMBER_PATTERN}){_YUAN}"
+)
+
+SCORE_STARS = re.compile(r"([1-5一二三四五])\s*(?:颗星|星|分)(?![钟])")
+# Longest first, so 很不满意 wins over 不满意 and 满意.
+SCORE_WORDS = (
+    ("非常不满意", 1), ("很不满意", 1), ("特别不满意", 1), ("极不满意", 1), ("差评", 1), ("太差了", 1), ("很差", 1),
+    ("不太满意", 2), ("不满意", 2), ("不怎么样", 2),
+    ("一般般", 3), ("一般", 3), ("还行", 3), ("凑合", 3), ("中评", 3),
+    ("非常满意", 5), ("很满意", 5), ("超满意", 5), ("特别满意", 5), ("好评", 5), ("完美", 5),
+    ("满意", 4), ("挺好", 4), ("不错", 4),
+)
+SCORE_WORD = re.compile("|".join(re.escape(word) for word, _ in SCORE_WORDS))
+_SCORE_VALUES = dict(SCORE_WORDS)
+_STAR_DIGITS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5}
+
+
+def _overlaps(a: RuleEntity, taken: list[RuleEntity]) -> bool:
+    return any(a.start < b.end and b.start < a.end for b in taken)
+
+
+def extract(text: str) -> list[RuleEntity]:
+    """Entities found in normalised `text`, without overlaps, in text order."""
+    found: list[RuleEntity] = []
+
+    def add(entity: str, match: re.Match, group: int, value: object) -> None:
+        start, end = match.span(group)
+        candidate = RuleEntity(entity, start, end, value, text[start:end])
+        if not _overlaps(candidate, found):
+            found.append(candidate)
+
+    for match in TRACKING_NO.finditer(text):
+        add("tracking_no", match, 1, match.group(1).upper())
+    for match in ORDER_NO.finditer(text):
+        add("order_no", match, 1, re.sub(r"[ -]", "", match.group(1)))
+    for match in PHONE_TAIL_CUED.finditer(text):
+        add("phone_tail", match, 1, match.group(1))
+    bare = PHONE_TAIL_BARE.match(text)
+    if bare:
+        add("phone_tail", bare, 1, bare.group(1))
+    for pattern in (PRICE_AFTER, PRICE_BEFORE):
+        for match in pattern.finditer(text):
+            value = as_int(parse_number(match.group(1)))
+            if value and value > 0:
+                add("price_max", match, 0, value)
+    for match in SCORE_STARS.finditer(text):
+        digit = match.group(1)
+        add("score", match, 0, int(digit) if digit.isdigit() else _STAR_DIGITS[digit])
+    for match in SCORE_WORD.finditer(text):
+        add("score", match, 0, _SCORE_VALUES[match.group(0)])
+    return sorted(found, key=lambda e: e.start)
