@@ -41,7 +41,7 @@ showcase: install
 	$(PY) -m kefu.cli db showcase
 
 validate: install
-	$(PY) -m kefu.cli nlu export && $(RASA) data validate --domain domain --data data --config config.yml --fail-on-warnings
+	$(PY) -m kefu.cli nlu export && $(PY) scripts/validate.py
 
 bench: install
 	$(PY) -m bench

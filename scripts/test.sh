@@ -22,7 +22,7 @@ MODEL="$(ensure_model)"
 export KEFU_MODEL="$MODEL"
 
 say "rasa data validate"
-"$VENV/bin/rasa" data validate --domain domain --data data --config config.yml --fail-on-warnings
+"$PY" scripts/validate.py
 
 ACTIONS_PORT="${KEFU_TEST_ACTIONS_PORT:-5255}"
 cat > "$TEST_DIR/endpoints.yml" <<YML

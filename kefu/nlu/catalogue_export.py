@@ -73,16 +73,22 @@ def catalogue_terms(terms: CatalogueTerms) -> dict[str, dict[str, str]]:
         products[name] = name
         for alias in aliases:
             products.setdefault(alias, name)
+    # A surface form means one thing: a product alias outranks a brand or
+    # category alias that happens to be spelt the same (文胸, skechers).
+    taken = {squash_spaces(normalise(surface)) for surface in products}
     brands = {brand: brand for brand in terms.brands}
     for brand, aliases in BRAND_ALIASES.items():
         if brand in brands:
             for alias in aliases:
-                brands.setdefault(alias, brand)
+                if squash_spaces(normalise(alias)) not in taken:
+                    brands.setdefault(alias, brand)
+    taken |= {squash_spaces(normalise(surface)) for surface in brands}
     categories = {category: category for category in terms.categories}
     for category, aliases in CATEGORY_ALIASES.items():
         if category in categories:
             for alias in aliases:
-                categories.setdefault(alias, category)
+                if squash_spaces(normalise(alias)) not in taken:
+                    categories.setdefault(alias, category)
     return {"product": products, "brand": brands, "category": categories}
 
 

@@ -190,3 +190,38 @@ class CatalogueEntityExtractor(GraphComponent, EntityExtractorMixin):
                 for m in self.matcher.find(text)
             ])
         return messages
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
+class SensitiveDataGuard(GraphComponent):
+    """Last in the pipeline: a message carrying a bank card or ID number gets
+    the intent `sensitive_info`, whatever else it says, so the bot warns the
+    customer; the number is masked in the parse result. (The tracker store
+    masks the stored text: kefu.tracker_store.)"""
+
+    INTENT = "sensitive_info"
+
+    @classmethod
+    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+               execution_context: ExecutionContext) -> "SensitiveDataGuard":
+        return cls()
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        from kefu.shop.privacy import contains_sensitive, mask_sensitive
+
+        for message in messages:
+            text = message.get(TEXT) or ""
+            if not contains_sensitive(text):
+                continue
+            logger.warning("a customer typed a bank card or ID number; it is masked and the customer warned")
+            message.set(TEXT, mask_sensitive(text))
+            if message.get(RAW_TEXT):
+                message.set(RAW_TEXT, mask_sensitive(message.get(RAW_TEXT)))
+            intent = {"name": self.INTENT, "confidence": 1.0}
+            ranking = [intent] + [r for r in message.get("intent_ranking", []) if r.get("name") != self.INTENT]
+            message.set("intent", intent, add_to_output=True)
+            message.set("intent_ranking", ranking, add_to_output=True)
+            # Entities found inside the number (an "order number", a "phone tail") are not real.
+            message.set(ENTITIES, [e for e in message.get(ENTITIES, []) if e.get("entity") not in
+                                   ("order_no", "phone_tail", "tracking_no")], add_to_output=True)
+        return messages

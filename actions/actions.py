@@ -1,1 +1,0 @@
-"""Custom actions: thin translations between the dialogue and kefu.shop."""

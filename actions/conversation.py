@@ -1,0 +1,103 @@
+"""Hand-off, fallback, closing with a rating, and session start."""
+from __future__ import annotations
+
+import logging
+from typing import List, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ActionExecuted, ActiveLoop, EventType, SessionStarted, SlotSet, UserUttered
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.common import call, latest_entity, latest_intent, latest_text, records, shop_errors_answered
+from actions.orders import clear_request, handoff
+
+logger = logging.getLogger(__name__)
+
+# Carried into a new session: what the customer was looking at. Not carried:
+# identity (a shared phone or computer may change hands after an hour) and
+# half-finished requests.
+SESSION_SLOTS_KEPT = ("product", "brand", "category", "lookup_locked", "tail_failures", "rated")
+
+
+class ActionHandoff(Action):
+    def name(self) -> Text:
+        return "action_handoff"
+
+    @shop_errors_answered
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+        reason = tracker.get_slot("handoff_reason") or "customer_request"
+        events: List[EventType] = []
+        if tracker.active_loop.get("name"):
+            events += [ActiveLoop(None)] + clear_request()
+        return events + await handoff(dispatcher, tracker, reason)
+
+
+class ActionFallback(Action):
+    """First misunderstanding: ask to rephrase. Second in a row: a human."""
+
+    def name(self) -> Text:
+        return "action_fallback"
+
+    @shop_errors_answered
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+        user_turns = [e for e in tracker.events if e.get("event") == "user"]
+        previous = user_turns[-2] if len(user_turns) >= 2 else None
+        previous_intent = ((previous or {}).get("parse_data") or {}).get("intent", {}).get("name")
+        if previous_intent == "nlu_fallback" and latest_intent(tracker) == "nlu_fallback":
+            logger.info("conversation %s: two misunderstandings in a row, handing off", tracker.sender_id)
+            dispatcher.utter_message(response="utter_handoff_offer_after_fallback")
+            return await handoff(dispatcher, tracker, "two_fallbacks")
+        dispatcher.utter_message(response="utter_ask_rephrase")
+        return []
+
+
+class ActionCloseConversation(Action):
+    """Goodbye or thanks: after something was resolved, ask for a rating once."""
+
+    def name(self) -> Text:
+        return "action_close_conversation"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+        intent = latest_intent(tracker)
+        if tracker.get_slot("resolved") and not tracker.get_slot("rated"):
+            if intent == "thank":
+                dispatcher.utter_message(response="utter_you_are_welcome")
+            dispatcher.utter_message(response="utter_ask_rating")
+            return []
+        dispatcher.utter_message(response="utter_goodbye" if intent == "goodbye" else "utter_you_are_welcome")
+        return []
+
+
+class ActionRecordRating(Action):
+    def name(self) -> Text:
+        return "action_record_rating"
+
+    @shop_errors_answered
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+        score = latest_entity(tracker, "score")
+        try:
+            value = int(float(score))
+        except (TypeError, ValueError):
+            dispatcher.utter_message(response="utter_ask_score")
+            return []
+        if not 1 <= value <= 5:
+            dispatcher.utter_message(response="utter_ask_score")
+            return []
+        await call(records().rate, tracker.sender_id, value, latest_text(tracker)[:200])
+        dispatcher.utter_message(response="utter_rating_thanks" if value >= 3 else "utter_rating_sorry", score=value)
+        return [SlotSet("rated", True), SlotSet("resolved", False)]
+
+
+class ActionSessionStart(Action):
+    def name(self) -> Text:
+        return "action_session_start"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+        events: List[EventType] = [SessionStarted()]
+        for slot in SESSION_SLOTS_KEPT:
+            value = tracker.get_slot(slot)
+            if value is not None:
+                events.append(SlotSet(slot, value))
+        events.append(ActionExecuted("action_listen"))
+        return events

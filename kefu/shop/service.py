@@ -1,0 +1,246 @@
+"""The shop's service layer: who may see what, and the after-sales rules.
+
+Knows nothing of Rasa. Actions call it with plain values; it goes through
+the data-access interface (ShopRepository) and writes an audit row for every
+look-up or change of an order.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable
+
+from kefu.db.engine import utcnow
+from kefu.shop import rules
+from kefu.shop.repository import ShopRepository, StateConflict, get_repository
+from kefu.shop.rules import Decision
+from kefu.shop.tokens import verify_customer_token
+from kefu.shop.views import (
+    CustomerView,
+    OrderItemView,
+    OrderView,
+    ProductView,
+    PromotionView,
+    ShipmentEventView,
+    TicketView,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_TAIL_ATTEMPTS = 3
+AFTERSALES_KINDS = ("return", "exchange", "refund", "repair", "complaint")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    decision: Decision
+    order: OrderView | None = None
+    ticket: TicketView | None = None
+    ticket_created: bool = False
+
+
+def request_key(conversation_id: str, kind: str, order_no: str | None, product_id: int | None) -> str:
+    """The identity of one after-sales request: the same request delivered or
+    confirmed twice maps to the same key, hence to one ticket."""
+    raw = f"{conversation_id}|{kind}|{order_no or '-'}|{product_id or '-'}"
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:40]
+
+
+class OrderService:
+    def __init__(self, repository: ShopRepository | None = None, clock: Callable[[], datetime] = utcnow):
+        self.repository = repository or get_repository()
+        self.clock = clock
+
+    def _audit(self, conversation_id: str | None, action: str, order: OrderView | None, outcome: str) -> None:
+        self.repository.audit(conversation_id, action, order.id if order else None, outcome)
+
+    # --- identity -------------------------------------------------------------
+
+    def customer_from_metadata(self, metadata: dict | None) -> CustomerView | None:
+        """A customer vouched for by the channel: a signed token, or a WeChat
+        openid bound to a customer."""
+        metadata = metadata or {}
+        customer_id = verify_customer_token(metadata.get("customer_token"))
+        if customer_id is not None:
+            return self.repository.customer_by_id(customer_id)
+        openid = metadata.get("wechat_openid")
+        if isinstance(openid, str) and 0 < len(openid) <= 64:
+            return self.repository.customer_by_openid(openid)
+        return None
+
+    def verify_phone_tail(self, conversation_id: str, order: OrderView, phone_tail: str) -> int | None:
+        customer_id = self.repository.verify_phone_tail(order.order_no, phone_tail)
+        self._audit(conversation_id, "verify_phone_tail", order, "verified" if customer_id else "wrong_tail")
+        return customer_id
+
+    # --- look-ups -------------------------------------------------------------
+
+    def find_order(self, conversation_id: str, order_no: str) -> OrderView | None:
+        """Found or not found; the caller shows nothing more before verification."""
+        order = self.repository.find_order(order_no) if order_no else None
+        self._audit(conversation_id, "find_order", order, "found" if order else "not_found")
+        return order
+
+    def order_of_customer(self, conversation_id: str, order_no: str, customer_id: int) -> OrderView | None:
+        """The order if it belongs to `customer_id`; another customer's order
+        is reported as not found, so nothing about it leaks."""
+        order = self.repository.find_order(order_no) if order_no else None
+        if order is not None and order.customer_id != customer_id:
+            self._audit(conversation_id, "find_order", order, "other_customer")
+            return None
+        self._audit(conversation_id, "find_order", order, "found" if order else "not_found")
+        return order
+
+    def recent_orders(self, conversation_id: str, customer_id: int, limit: int = 5) -> list[OrderView]:
+        orders = self.repository.orders_of_customer(customer_id, limit)
+        self.repository.audit(conversation_id, "list_orders", None, f"{len(orders)} orders")
+        return orders
+
+    def shipment_events(self, conversation_id: str, order: OrderView, limit: int = 3) -> list[ShipmentEventView]:
+        events = self.repository.shipment_events(order.id, limit)
+        self._audit(conversation_id, "track_shipment", order, f"{len(events)} events")
+        return events
+
+    def tickets(self, conversation_id: str, order: OrderView) -> list[TicketView]:
+        tickets = self.repository.tickets_of_order(order.id)
+        self._audit(conversation_id, "aftersales_status", order, f"{len(tickets)} tickets")
+        return tickets
+
+    # --- changes --------------------------------------------------------------
+
+    def cancel(self, conversation_id: str, order: OrderView) -> Outcome:
+        decision = rules.can_cancel(order)
+        if not decision:
+            self._audit(conversation_id, "cancel_order", order, f"refused:{decision.rule}")
+            return Outcome(decision, order)
+        new_status = rules.status_after_cancel(order)
+        try:
+            changed = self.repository.cancel_order(order.id, rules.CANCELLABLE, new_status)
+        except StateConflict:
+            # Shipped between the look-up and the confirmation.
+            fresh = self.repository.find_order(order.order_no) or order
+            decision = rules.can_cancel(fresh)
+            self._audit(conversation_id, "cancel_order", fresh, f"refused:{decision.rule}")
+            return Outcome(decision if not decision else rules.refuse("cancel_after_shipping"), fresh)
+        ticket = None
+        if new_status == "refunding":
+            ticket, _ = self.repository.create_ticket(
+                request_key=request_key(conversation_id, "refund", order.order_no, None),
+                kind="refund", order_id=order.id, customer_id=order.customer_id,
+                reason="取消订单退款", conversation_id=conversation_id, status="in_progress",
+            )
+        self._audit(conversation_id, "cancel_order", changed, f"ok:{new_status}")
+        return Outcome(decision, changed, ticket, ticket is not None)
+
+    def change_address(self, conversation_id: str, order: OrderView, new_address: str) -> Outcome:
+        decision = rules.can_change_address(order)
+        new_address = " ".join((new_address or "").split())[:256]
+        if decision and len(new_address) < 6:
+            decision = rules.refuse("address_invalid")
+        if not decision:
+            self._audit(conversation_id, "change_address", order, f"refused:{decision.rule}")
+            return Outcome(decision, order)
+        try:
+            changed = self.repository.change_address(order.id, rules.ADDRESS_CHANGEABLE, new_address)
+        except StateConflict:
+            fresh = self.repository.find_order(order.order_no) or order
+            self._audit(conversation_id, "change_address", fresh, "refused:address_after_shipping")
+            return Outcome(rules.refuse("address_after_shipping"), fresh)
+        self._audit(conversation_id, "change_address", changed, "ok")
+        return Outcome(decision, changed)
+
+    # --- after-sales ----------------------------------------------------------
+
+    def precheck(self, kind: str, order: OrderView, item: OrderItemView | None) -> Decision:
+        """Whether the request can possibly be allowed, before asking for a reason."""
+        now = self.clock()
+        if kind == "return" and item is not None:
+            return rules.return_possible(order, item, now)
+        if kind == "exchange" and item is not None:
+            return rules.exchange_possible(order, item, now)
+        if kind == "repair" and item is not None:
+            return rules.can_repair(order, item, now)
+        if kind == "refund":
+            return rules.can_refund(order, self._has_approved_return(order))
+        return rules.allow(f"{kind}_ok")
+
+    def decide(self, kind: str, order: OrderView, item: OrderItemView | None, reason: str | None) -> Decision:
+        now = self.clock()
+        if kind == "return" and item is not None:
+            return rules.can_return(order, item, reason, now)
+        if kind == "exchange" and item is not None:
+            return rules.can_exchange(order, item, reason, now)
+        return self.precheck(kind, order, item)
+
+    def _has_approved_return(self, order: OrderView) -> bool:
+        return any(t.kind == "return" and t.status in ("approved", "closed") for t in self.repository.tickets_of_order(order.id))
+
+    def submit_aftersales(self, conversation_id: str, kind: str, order: OrderView, item: OrderItemView | None,
+                          reason: str | None) -> Outcome:
+        """Apply the rules and create exactly one ticket for an allowed request."""
+        if kind not in AFTERSALES_KINDS:
+            raise ValueError(f"unknown after-sales kind {kind!r}")
+        if kind == "refund" and order.status == "paid":
+            # Refunding an unshipped order is cancelling it.
+            return self.cancel(conversation_id, order)
+        decision = self.decide(kind, order, item, reason)
+        if not decision:
+            self._audit(conversation_id, f"request_{kind}", order, f"refused:{decision.rule}")
+            return Outcome(decision, order)
+        ticket, created = self.repository.create_ticket(
+            request_key=request_key(conversation_id, kind, order.order_no, item.product_id if item else None),
+            kind=kind, order_id=order.id, customer_id=order.customer_id, reason=reason or "",
+            conversation_id=conversation_id, product_id=item.product_id if item else None,
+        )
+        self._audit(conversation_id, f"request_{kind}", order, "ticket_created" if created else "ticket_exists")
+        return Outcome(decision, order, ticket, created)
+
+    def complaint(self, conversation_id: str, customer_id: int | None, order: OrderView | None, text: str) -> Outcome:
+        """Complaints are always accepted: one ticket per conversation and order."""
+        ticket, created = self.repository.create_ticket(
+            request_key=request_key(conversation_id, "complaint", order.order_no if order else None, None),
+            kind="complaint", order_id=order.id if order else None,
+            customer_id=customer_id if customer_id is not None else (order.customer_id if order else None),
+            reason=(text or "")[:256], conversation_id=conversation_id,
+        )
+        self._audit(conversation_id, "complaint", order, "ticket_created" if created else "ticket_exists")
+        return Outcome(rules.allow("complaint_ok"), order, ticket, created)
+
+
+class ProductService:
+    def __init__(self, repository: ShopRepository | None = None):
+        self.repository = repository or get_repository()
+
+    def product(self, name: str | None) -> ProductView | None:
+        return self.repository.get_product(name) if name else None
+
+    def recommend(self, *, category: str | None = None, brand: str | None = None,
+                  max_price_yuan: float | None = None, text: str | None = None, limit: int = 3) -> list[ProductView]:
+        """Products that exist, within budget, in stock first."""
+        max_cents = int(max_price_yuan * 100) if max_price_yuan else None
+        found = self.repository.search_products(text, brand=brand, category=category, max_price_cents=max_cents,
+                                                limit=limit)
+        if not found and brand and category:
+            # 小米的耳机 when the shop has no such thing: widen to the category.
+            found = self.repository.search_products(None, category=category, max_price_cents=max_cents, limit=limit)
+        return found
+
+    def promotions(self) -> list[PromotionView]:
+        return self.repository.active_promotions()
+
+
+class ConversationRecords:
+    """Ratings and hand-offs."""
+
+    def __init__(self, repository: ShopRepository | None = None):
+        self.repository = repository or get_repository()
+
+    def rate(self, conversation_id: str, score: int, comment: str | None = None) -> int:
+        return self.repository.record_rating(conversation_id, max(1, min(5, int(score))), comment)
+
+    def handoff(self, conversation_id: str, reason: str) -> tuple[int, int, bool]:
+        """(request id, customers waiting ahead, created now)."""
+        request_id, created = self.repository.request_handoff(conversation_id, reason)
+        return request_id, self.repository.waiting_handoffs_before(request_id), created
