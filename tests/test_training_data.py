@@ -89,3 +89,16 @@ def test_entity_annotations_fall_on_jieba_token_boundaries(training_data):
             if entity["start"] not in boundaries or entity["end"] not in boundaries:
                 misaligned.append((message.get("text"), entity["entity"], entity["start"], entity["end"]))
     assert not misaligned
+
+
+def test_the_holdout_set_is_not_in_the_training_data(training_data):
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    from kefu.nlu.text import normalise
+
+    holdout = load_data(str(ROOT / "tests" / "nlu" / "holdout.yml"))
+    trained = {normalise(m.get("text")).replace(" ", "") for m in training_data.intent_examples}
+    leaked = [m.get("text") for m in holdout.intent_examples if normalise(m.get("text")).replace(" ", "") in trained]
+    assert not leaked
+    counts = Counter(_intent_of(m) for m in holdout.intent_examples)
+    assert all(counts.get(i, 0) >= 12 for i in CONTRACT_INTENTS), counts
