@@ -1,0 +1,119 @@
+"""Start the action server and the Rasa server on free ports, for tests,
+benchmarks and the story recorder. Not used by the running bot."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def newest_model() -> Path | None:
+    explicit = os.environ.get("KEFU_MODEL")
+    if explicit:
+        return Path(explicit) if Path(explicit).exists() else None
+    models = sorted((ROOT / "models").glob("*.tar.gz"), key=lambda p: p.stat().st_mtime)
+    return models[-1] if models else None
+
+
+def wait_for(url: str, process: subprocess.Popen, log: Path, seconds: float = 240) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited ({process.returncode}); log:\n{log.read_text()[-3000:]}")
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            return
+        except (urllib.error.URLError, ConnectionError, OSError):
+            time.sleep(0.5)
+    raise RuntimeError(f"{url} did not answer within {seconds}s; log:\n{log.read_text()[-3000:]}")
+
+
+@dataclass
+class Servers:
+    rasa_url: str
+    actions_url: str
+    database_url: str
+    workdir: Path
+
+    def post_json(self, path: str, payload: dict, timeout: float = 30) -> object:
+        request = urllib.request.Request(
+            self.rasa_url + path, data=json.dumps(payload).encode("utf-8"),
+            headers={"Content-Type": "application/json"}, method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read().decode("utf-8") or "null")
+
+    def get_json(self, path: str, timeout: float = 30) -> object:
+        with urllib.request.urlopen(self.rasa_url + path, timeout=timeout) as response:
+            return json.loads(response.read().decode("utf-8"))
+
+    def say(self, sender: str, text: str, metadata: dict | None = None) -> list[dict]:
+        payload = {"sender": sender, "message": text}
+        if metadata:
+            payload["metadata"] = metadata
+        return self.post_json("/webhooks/rest/webhook", payload)  # type: ignore[return-value]
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+
+@contextmanager
+def running_servers(model: Path, database_url: str, *, extra_env: dict | None = None,
+                    rasa_args: tuple[str, ...] = ()) -> Iterator[Servers]:
+    """Action server + `rasa run --enable-api` against `database_url`."""
+    workdir = Path(tempfile.mkdtemp(prefix="kefu-servers-"))
+    actions_port, rasa_port = free_port(), free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, **(extra_env or {})}
+    (workdir / "endpoints.yml").write_text(
+        f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n'
+        "tracker_store:\n  type: kefu.tracker_store.MaskingInMemoryTrackerStore\n",
+        encoding="utf-8",
+    )
+    actions_log, rasa_log = workdir / "actions.log", workdir / "rasa.log"
+    processes = []
+    try:
+        actions = subprocess.Popen(
+            [str(BIN / "rasa"), "run", "actions", "--actions", "actions", "--port", str(actions_port)],
+            cwd=ROOT, env=env, stdout=actions_log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        processes.append(actions)
+        rasa = subprocess.Popen(
+            [str(BIN / "rasa"), "run", "--enable-api", "--model", str(model), "--port", str(rasa_port),
+             "--interface", "127.0.0.1", "--credentials", str(ROOT / "credentials.yml"),
+             "--endpoints", str(workdir / "endpoints.yml"), *rasa_args],
+            cwd=ROOT, env=env, stdout=rasa_log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        processes.append(rasa)
+        wait_for(f"http://127.0.0.1:{actions_port}/health", actions, actions_log)
+        wait_for(f"http://127.0.0.1:{rasa_port}/", rasa, rasa_log)
+        yield Servers(f"http://127.0.0.1:{rasa_port}", f"http://127.0.0.1:{actions_port}", database_url, workdir)
+    finally:
+        for process in processes:
+            _stop(process)
