@@ -1,0 +1,109 @@
+"""Our NLU components' logic, without training a model."""
+from __future__ import annotations
+
+import pytest
+
+from kefu.nlu.catalogue import CatalogueMatcher
+from kefu.nlu.catalogue_export import catalogue_terms, render_jieba_dictionary, render_training_data
+from kefu.nlu.rules import extract
+from kefu.nlu.text import normalise, parse_number
+from kefu.shop.catalogue_data import catalogue
+from kefu.shop.privacy import contains_sensitive, mask_sensitive
+from kefu.shop.views import CatalogueTerms
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("訂單退貨", "订单退货"),
+    ("ＡｉｒＰｏｄｓ，３０００？", "airpods,3000?"),
+    ("iPhone\u300015", "iphone 15"),
+    ("乾淨", "干净"),
+])
+def test_normalise_is_length_preserving(text, expected):
+    assert normalise(text) == expected
+    assert len(normalise(text)) == len(text)
+
+
+@pytest.mark.parametrize("text, value", [
+    ("三千", 3000), ("三千五", 3500), ("两百", 200), ("2k", 2000), ("1.5k", 1500), ("1万5", 15000),
+    ("一万二千", 12000), ("五百", 500), ("3,999", 3999), ("十五", 15), ("两万", 20000), ("八百八十八", 888),
+])
+def test_chinese_numerals(text, value):
+    assert parse_number(text) == value
+
+
+def _entities(text):
+    return [(e.entity, e.value) for e in extract(normalise(text))]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("订单号：2026000000000001", [("order_no", "2026000000000001")]),
+    ("单号 2026 0000 0000 0001 到哪了", [("order_no", "2026000000000001")]),
+    ("尾号5678", [("phone_tail", "5678")]),
+    ("手机后四位是 1234", [("phone_tail", "1234")]),
+    ("8000", [("phone_tail", "8000")]),
+    ("运单号SF123456789012", [("tracking_no", "SF123456789012")]),
+    ("推荐一款三千以内的手机", [("price_max", 3000)]),
+    ("2k以下的耳机", [("price_max", 2000)]),
+    ("五百块左右", [("price_max", 500)]),
+    ("预算3000", [("price_max", 3000)]),
+    ("不超过两千五的电脑", [("price_max", 2500)]),
+    ("五星", [("score", 5)]),
+    ("1分", [("score", 1)]),
+    ("很不满意", [("score", 1)]),
+    ("不满意", [("score", 2)]),
+    ("差评", [("score", 1)]),
+    ("等了1分钟", []),
+    ("我的手机号是13800138000", []),
+    ("20260000000000019", []),  # 17 digits: not an order number
+])
+def test_rule_entities(text, expected):
+    assert _entities(text) == expected
+
+
+@pytest.fixture(scope="module")
+def matcher():
+    terms = CatalogueTerms(
+        products={item.name: item.aliases for item in catalogue()},
+        brands=tuple(sorted({item.brand for item in catalogue()})),
+        categories=tuple(sorted({item.category for item in catalogue()})),
+    )
+    return CatalogueMatcher(catalogue_terms(terms))
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("小米14多少钱", [("product", "小米14")]),
+    ("我想买iPhone15", [("product", "iPhone 15")]),
+    ("iphone 15 pro有货吗", [("product", "iPhone 15 Pro")]),
+    ("小米14Pro什么价", [("product", "小米14 Pro")]),
+    ("苹果15多少钱", [("product", "iPhone 15")]),
+    ("小迷14有货没", [("product", "小米14")]),  # homophone typo
+    ("华为mate60pro还有吗", [("product", "华为Mate 60 Pro")]),
+    ("苹果的耳机推荐一个", [("brand", "Apple"), ("category", "耳机")]),
+    ("烟台苹果甜吗", [("product", "烟台红富士苹果")]),
+    ("推荐个笔记本", [("category", "电脑")]),
+    ("x1000", []),
+    ("今天天气怎么样", []),
+])
+def test_catalogue_matcher(matcher, text, expected):
+    assert [(m.entity, m.value) for m in matcher.find(normalise(text))] == expected
+
+
+def test_catalogue_export_is_deterministic_and_has_synonyms():
+    terms = CatalogueTerms(products={"iPhone 15": ("苹果15", "iphone15")}, brands=("Apple",), categories=("手机",))
+    entity_terms = catalogue_terms(terms)
+    data = render_training_data(entity_terms)
+    assert data == render_training_data(catalogue_terms(terms))
+    assert "- lookup: product" in data and "- synonym: iPhone 15" in data and "    - 苹果15" in data
+    dictionary = render_jieba_dictionary(entity_terms)
+    assert "iphone15 100000 nz" in dictionary and "苹果15 100000 nz" in dictionary
+
+
+@pytest.mark.parametrize("text, masked", [
+    ("卡号6222021234567890128", "卡号6222***********0128"),
+    ("身份证11010519491231002X", "身份证1101**********002X"),
+    ("订单2026000000000001", "订单2026000000000001"),
+    ("订单1000000000834377", "订单1000000000834377"),
+])
+def test_sensitive_numbers_are_masked(text, masked):
+    assert mask_sensitive(text) == masked
+    assert contains_sensitive(text) is (text != masked)
