@@ -129,11 +129,25 @@ class ActionStartOrderRequest(Action):
             customer = await call(order_service().customer_from_metadata, metadata(tracker))
             if customer is not None:
                 events.append(SlotSet("customer_id", float(customer.id)))
+        order_no = latest_entity(tracker, "order_no") or tracker.get_slot("order_no")
         tracking_no = latest_entity(tracker, "tracking_no")
         if tracking_no and not latest_entity(tracker, "order_no"):
             order = await call(order_service().repository.find_order_by_tracking_no, tracking_no)
             if order is not None:
-                events.append(SlotSet("order_no", order.order_no))
+                order_no = order.order_no
+                events.append(SlotSet("order_no", order_no))
+        customer_id = next((e["value"] for e in events if e.get("name") == "customer_id"),
+                           tracker.get_slot("customer_id"))
+        if customer_id is not None and order_no:
+            # A verified customer switching requests (退货 -> 换货) or asking about
+            # one of their orders again is not asked for the phone tail again.
+            order = await call(order_service().order_of_customer, tracker.sender_id, order_no, int(customer_id))
+            if order is not None:
+                events.append(SlotSet("phone_tail", VERIFIED))
+                new_reason = canonical_reason(reason) if reason and request in ("return", "exchange", "repair", "refund") else None
+                prechecked = await ValidateOrderForm()._after_verification(tracker, order, request=request,
+                                                                           reason=new_reason)
+                events += [SlotSet(name, value) for name, value in prechecked.items()]
         return events
 
 
@@ -161,11 +175,12 @@ class ValidateOrderForm(FormValidationAction):
         value = slots.get("customer_id", tracker.get_slot("customer_id"))
         return int(value) if value is not None else None
 
-    async def _after_verification(self, tracker: Tracker, order: OrderView, item_name: Optional[str] = None
+    async def _after_verification(self, tracker: Tracker, order: OrderView, item_name: Optional[str] = None,
+                                  request: Optional[str] = None, reason: Optional[str] = "slot"
                                   ) -> Dict[Text, Any]:
         """Fill the item when the order has one, and refuse early when no
         answer could make the request allowed."""
-        request = tracker.get_slot("order_request")
+        request = request or tracker.get_slot("order_request")
         slots: Dict[Text, Any] = {}
         item = None
         if request in ITEM_REQUESTS:
@@ -187,7 +202,7 @@ class ValidateOrderForm(FormValidationAction):
             decision = can_change_address(order)
         elif kind in ("return", "exchange", "repair", "refund"):
             decision = await call(service.precheck, kind, order, item)
-            reason = tracker.get_slot("reason")
+            reason = tracker.get_slot("reason") if reason == "slot" else reason
             if decision and reason and kind in ("return", "exchange"):
                 decision = await call(service.decide, kind, order, item, reason)
         else:

@@ -1,0 +1,236 @@
+"""Whole conversations over the REST channel against the real servers (the
+trained model, the action server and a freshly seeded SQLite shop), with
+the database checked afterwards."""
+from __future__ import annotations
+
+import json
+import re
+import uuid
+
+import pytest
+from sqlalchemy import func, select
+
+from kefu.db.engine import make_engine, session_scope
+from kefu.db.models import AftersalesTicket, AuditLog, HandoffRequest, Order, SatisfactionRating
+from kefu.shop.demo import seed, showcase
+from kefu.shop.repository import SqlShopRepository
+from kefu.shop.tokens import sign_customer_token
+
+pytestmark = [pytest.mark.e2e, pytest.mark.model]
+CASES = showcase()
+SECRET = "e2e-secret"
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    url = f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'shop.sqlite3'}"
+    engine = make_engine(url)
+    seed(engine, orders=300)
+    return url, engine
+
+
+@pytest.fixture(scope="module")
+def bot(trained_model, shop):
+    from kefu.testing import running_servers
+
+    url, _ = shop
+    with running_servers(trained_model, url, extra_env={"KEFU_TOKEN_SECRET": SECRET}) as servers:
+        yield servers
+
+
+class Chat:
+    def __init__(self, bot, metadata=None):
+        self.bot = bot
+        self.sender = f"e2e-{uuid.uuid4().hex[:12]}"
+        self.metadata = metadata
+
+    def say(self, text: str) -> str:
+        self.last = self.bot.say(self.sender, text, self.metadata)
+        return "\n".join(m.get("text", "") for m in self.last)
+
+    def customs(self) -> list[dict]:
+        return [m["custom"] for m in self.last if "custom" in m]
+
+
+def count(engine, *where):
+    with session_scope(engine) as session:
+        return session.execute(select(func.count()).select_from(where[0]).where(*where[1:])).scalar()
+
+
+def test_greeting(bot):
+    reply = Chat(bot).say("你好")
+    assert "您好" in reply or "你好" in reply
+
+
+def test_product_price_with_card_from_the_database(bot, shop):
+    chat = Chat(bot)
+    reply = chat.say("小米14多少钱")
+    assert "小米14" in reply and "3,999.00" in reply
+    assert any(card["type"] == "product_card" and card["name"] == "小米14" for card in chat.customs())
+    reply = chat.say("有货吗")  # the product under discussion is remembered
+    assert "小米14" in reply
+
+
+def test_out_of_stock_product_says_when_it_is_back(bot):
+    reply = Chat(bot).say("小米13还有货吗")
+    assert "缺货" in reply and "补货" in reply
+
+
+def test_recommendation_within_budget_only_lists_real_products(bot, shop):
+    _, engine = shop
+    chat = Chat(bot)
+    chat.say("推荐一款三千以内的手机")
+    cards = chat.customs()
+    assert 1 <= len(cards) <= 3
+    repository = SqlShopRepository(engine)
+    for card in cards:
+        product = repository.get_product(card["name"])
+        assert product is not None and product.category == "手机" and product.price_cents <= 300000
+
+
+def test_order_status_needs_the_phone_tail_and_is_audited(bot, shop):
+    _, engine = shop
+    chat = Chat(bot)
+    ask = chat.say("我的订单到哪了")
+    assert "订单号" in ask
+    ask_tail = chat.say(CASES["shipped"]["order_no"])
+    assert "手机" in ask_tail and ("后四位" in ask_tail or "尾号" in ask_tail)
+    assert "索尼" not in ask_tail  # nothing about the order before verification
+    reply = chat.say(CASES["shipped"]["phone_tail"])
+    assert "索尼WH-1000XM5" in reply and "运单号" in reply
+    assert count(engine, AuditLog, AuditLog.conversation_id == chat.sender) >= 2
+
+
+def test_three_wrong_tails_lock_lookups_and_hand_off(bot, shop):
+    _, engine = shop
+    chat = Chat(bot)
+    chat.say("查订单")
+    chat.say(CASES["delivered_2d"]["order_no"])
+    assert "还可以尝试2次" in chat.say("1111")
+    assert "还可以尝试1次" in chat.say("2222")
+    locked = chat.say("3333")
+    assert "人工" in locked
+    assert count(engine, HandoffRequest, HandoffRequest.conversation_id == chat.sender) == 1
+    chat.say("查订单")
+    assert "AirPods" not in chat.say(CASES["delivered_2d"]["phone_tail"])  # still locked
+
+
+def test_return_creates_one_ticket_even_if_confirmed_twice(bot, shop):
+    _, engine = shop
+    chat = Chat(bot)
+    chat.say("我要退货")
+    chat.say(CASES["delivered_2d"]["order_no"])
+    reason_question = chat.say(CASES["delivered_2d"]["phone_tail"])
+    assert "原因" in reason_question
+    confirm = chat.say("不喜欢")
+    assert "确认" in confirm
+    done = chat.say("确认")
+    ticket_no = re.search(r"AS\d{14}", done)
+    assert ticket_no, done
+    chat.say("确认")
+    assert count(engine, AftersalesTicket, AftersalesTicket.conversation_id == chat.sender) == 1
+
+
+def test_refused_return_names_the_rule(bot, shop):
+    _, engine = shop
+    chat = Chat(bot)
+    chat.say("这个能退吗")
+    chat.say(CASES["delivered_10d"]["order_no"])
+    reply = chat.say(CASES["delivered_10d"]["phone_tail"])
+    assert "7天" in reply
+    assert count(engine, AftersalesTicket, AftersalesTicket.conversation_id == chat.sender) == 0
+
+
+def test_switch_from_return_to_exchange(bot, shop):
+    _, engine = shop
+    chat = Chat(bot)
+    chat.say("我要退货")
+    chat.say(CASES["li_delivered_5d"]["order_no"])
+    chat.say(CASES["li_delivered_5d"]["phone_tail"])
+    chat.say("还是换货吧")
+    chat.say("尺码不合适")
+    done = chat.say("确认")
+    assert "换货" in done
+    with session_scope(engine) as session:
+        kinds = session.execute(select(AftersalesTicket.kind)
+                                .where(AftersalesTicket.conversation_id == chat.sender)).scalars().all()
+    assert kinds == ["exchange"]
+
+
+def test_cancel_a_paid_order_refunds_it(bot, shop):
+    _, engine = shop
+    chat = Chat(bot)
+    chat.say("帮我取消订单")
+    chat.say(CASES["paid_unshipped"]["order_no"])
+    confirm = chat.say(CASES["paid_unshipped"]["phone_tail"])
+    assert "退" in confirm
+    chat.say("确认")
+    assert count(engine, Order, Order.order_no == CASES["paid_unshipped"]["order_no"],
+                 Order.status == "refunding") == 1
+
+
+def test_never_mind_ends_the_request_and_a_digression_resumes_it(bot, shop):
+    _, engine = shop
+    chat = Chat(bot)
+    chat.say("我要退货")
+    chat.say(CASES["delivered_2d"]["order_no"])
+    faq = chat.say("运费多少")
+    assert "包邮" in faq and "后四位" in faq  # answered, then the form asks again
+    assert "取消" in chat.say("算了")
+    assert count(engine, AftersalesTicket, AftersalesTicket.conversation_id == chat.sender) == 0
+
+
+def test_signed_token_counts_as_verification(bot, shop):
+    _, engine = shop
+    wang = SqlShopRepository(engine).find_order(CASES["delivered_2d"]["order_no"]).customer_id
+    chat = Chat(bot, metadata={"customer_token": sign_customer_token(wang, secret=SECRET)})
+    chat.say("查一下我的订单")
+    assert any(CASES["shipped"]["order_no"] in b.get("payload", "")
+               for m in chat.last for b in m.get("buttons", []))
+    reply = chat.say(CASES["shipped"]["order_no"])
+    assert "索尼WH-1000XM5" in reply  # no phone tail asked
+    other = chat.say(f"订单{CASES['li_delivered_5d']['order_no']}什么状态")
+    assert "Adidas" not in other  # another customer's order stays hidden
+
+
+def test_rating_after_something_was_resolved(bot, shop):
+    _, engine = shop
+    chat = Chat(bot)
+    chat.say("iPhone 15多少钱")
+    assert "打个分" in chat.say("谢谢")
+    chat.say('/rate_service{"score": 5}')
+    assert count(engine, SatisfactionRating, SatisfactionRating.conversation_id == chat.sender,
+                 SatisfactionRating.score == 5) == 1
+
+
+def test_free_text_rating(bot, shop):
+    _, engine = shop
+    chat = Chat(bot)
+    chat.say("差评")
+    assert count(engine, SatisfactionRating, SatisfactionRating.conversation_id == chat.sender,
+                 SatisfactionRating.score == 1) == 1
+
+
+def test_card_number_is_warned_about_and_stored_masked(bot):
+    chat = Chat(bot)
+    reply = chat.say("退款退到我的卡6222021234567890128")
+    assert "银行卡" in reply
+    tracker = bot.get_json(f"/conversations/{chat.sender}/tracker")
+    stored = json.dumps(tracker, ensure_ascii=False)
+    assert "6222021234567890128" not in stored and "6222***********0128" in stored
+
+
+def test_handoff_on_request(bot, shop):
+    _, engine = shop
+    chat = Chat(bot)
+    assert "人工" in chat.say("转人工")
+    assert count(engine, HandoffRequest, HandoffRequest.conversation_id == chat.sender) == 1
+
+
+@pytest.mark.parametrize("text", ["啊" * 10000, "😀😀😀", "'; DROP TABLE orders; --", "   ", "<script>alert(1)</script>"])
+def test_odd_input_gets_an_answer_and_loses_nothing(bot, shop, text):
+    _, engine = shop
+    before = count(engine, Order)
+    reply = Chat(bot).say(text)
+    assert reply.strip()
+    assert count(engine, Order) == before
