@@ -24,6 +24,12 @@ ensure_venv
 ensure_database
 MODEL="$(ensure_model)"
 
+# Locally the chat page offers a demo "logged-in" switch, signed with a
+# secret made for this run; production sets its own KEFU_TOKEN_SECRET and
+# leaves KEFU_DEMO_LOGIN unset.
+export KEFU_TOKEN_SECRET="${KEFU_TOKEN_SECRET:-$("$PY" -c 'import secrets; print(secrets.token_hex(16))')}"
+export KEFU_DEMO_LOGIN="${KEFU_DEMO_LOGIN:-1}"
+
 PIDS=()
 stop_all() {
   trap - INT TERM EXIT

@@ -63,7 +63,8 @@ SHOP_VOCABULARY = (
     "花呗", "白条", "微信支付", "支付宝", "银行卡", "信用卡", "扣款", "付款失败", "验证码", "转账", "冒充",
     "客服", "转人工", "人工客服", "优惠券", "满减", "发票", "电子发票", "增值税发票", "好评", "差评", "收货地址",
     "尺码", "码数", "偏大", "偏小", "质量问题", "发错货", "少件", "不喜欢", "尺码不合适", "七天", "多少钱",
-)
+) + tuple(f"{n}码" for n in range(34, 47)) + ("s码", "m码", "l码", "xl码", "xxl码", "xxxl码", "均码")
+# Sizes stay whole (42码, not 42 / 码有), so size annotations align with tokens.
 
 
 def catalogue_terms(terms: CatalogueTerms) -> dict[str, dict[str, str]]:

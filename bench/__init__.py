@@ -1,0 +1,1 @@
+"""Benchmarks: Kefu side by side with a stock `rasa init` bot."""
