@@ -1,0 +1,227 @@
+"""WeChat Official Account (微信公众号) channel for Rasa.
+
+URL: /webhooks/wechat/webhook. Configure in credentials.yml:
+
+    kefu.channels.wechat.WeChatInput:
+      token: ${WECHAT_TOKEN}
+      app_id: ${WECHAT_APP_ID}
+      app_secret: ${WECHAT_APP_SECRET}
+      encoding_aes_key: ${WECHAT_AES_KEY}   # empty for plain mode
+
+- GET: server verification (signature over token, timestamp, nonce).
+- POST: text messages and subscribe/unsubscribe events, plain or AES safe
+  mode. A forged or missing signature gets 403 and nothing is processed.
+- WeChat retries a message three times when it gets no answer in 5 s:
+  messages are de-duplicated by MsgId.
+- The 5-second deadline: if the bot has not answered in `reply_timeout`
+  seconds, the passive reply is a short holding message and the real answer
+  follows through the customer-service message API (客服消息接口).
+- The sender's openid goes into the message metadata (`wechat_openid`); an
+  openid bound to a customer counts as verification.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections import OrderedDict
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+
+from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+# Shown by WeChat itself, before any bot runs: kept here rather than in the domain.
+HOLDING_REPLY = "正在为您查询，请稍候～"
+UNSUPPORTED_REPLY = "小客暂时只能看懂文字消息哦，请用文字描述您的问题～"
+
+
+class SeenMessages:
+    """MsgIds seen in the last `ttl` seconds (bounded), for WeChat's retries."""
+
+    def __init__(self, ttl: float = 60.0, capacity: int = 10000):
+        self.ttl, self.capacity = ttl, capacity
+        self._seen: "OrderedDict[str, float]" = OrderedDict()
+
+    def first_time(self, key: str) -> bool:
+        now = time.monotonic()
+        while self._seen and (next(iter(self._seen.values())) < now - self.ttl or len(self._seen) > self.capacity):
+            self._seen.popitem(last=False)
+        if key in self._seen:
+            return False
+        self._seen[key] = now
+        return True
+
+
+class CustomerServiceClient:
+    """Sends a text to a follower through WeChat's customer-service message API."""
+
+    def __init__(self, app_id: str, app_secret: str):
+        from wechatpy import WeChatClient
+
+        self._client = WeChatClient(app_id, app_secret)
+
+    async def send_text(self, openid: str, text: str) -> None:
+        await asyncio.to_thread(self._client.message.send_text, openid, text)
+
+
+def render_text(messages: List[Dict[Text, Any]]) -> str:
+    """Bot messages as one WeChat text: buttons become a numbered list."""
+    parts = []
+    for message in messages:
+        if message.get("text"):
+            parts.append(message["text"])
+        custom = message.get("custom") or {}
+        if custom.get("type") in ("product_card", "order_card"):
+            parts.append(f"【{custom.get('name') or custom.get('title', '')}】{custom.get('price') or custom.get('status', '')}")
+        buttons = message.get("buttons") or []
+        if buttons:
+            parts.append("\n".join(f"{i}. {b.get('title', '')}" for i, b in enumerate(buttons, start=1)))
+    return "\n".join(p for p in parts if p).strip()
+
+
+class WeChatInput(InputChannel):
+    @classmethod
+    def name(cls) -> Text:
+        return "wechat"
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
+        credentials = credentials or {}
+        return cls(
+            token=credentials.get("token") or "",
+            app_id=credentials.get("app_id") or "",
+            app_secret=credentials.get("app_secret") or "",
+            encoding_aes_key=credentials.get("encoding_aes_key") or "",
+            reply_timeout=float(credentials.get("reply_timeout") or 4.5),
+        )
+
+    def __init__(self, token: str, app_id: str = "", app_secret: str = "", encoding_aes_key: str = "",
+                 reply_timeout: float = 4.5,
+                 client: Optional[Any] = None) -> None:
+        self.token = token
+        self.app_id = app_id
+        self.encoding_aes_key = encoding_aes_key
+        self.reply_timeout = reply_timeout
+        self._client = client
+        self._app_secret = app_secret
+        self.seen = SeenMessages()
+        self.pending: set = set()
+        self.crypto = None
+        if encoding_aes_key:
+            from wechatpy.crypto import WeChatCrypto
+
+            self.crypto = WeChatCrypto(token, encoding_aes_key, app_id)
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = CustomerServiceClient(self.app_id, self._app_secret)
+        return self._client
+
+    def _signature_ok(self, request: Request) -> bool:
+        from wechatpy.exceptions import InvalidSignatureException
+        from wechatpy.utils import check_signature
+
+        args = request.args
+        signature, timestamp, nonce = args.get("signature"), args.get("timestamp"), args.get("nonce")
+        if not (self.token and signature and timestamp and nonce):
+            return False
+        try:
+            check_signature(self.token, signature, timestamp, nonce)
+        except InvalidSignatureException:
+            return False
+        return True
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        webhook = Blueprint("wechat_webhook", inspect.getmodule(self).__name__)
+
+        @webhook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @webhook.route("/webhook", methods=["GET"])
+        async def verify(request: Request) -> HTTPResponse:
+            if not self._signature_ok(request):
+                logger.warning("wechat: verification with a bad or missing signature refused")
+                return response.text("forbidden", status=403)
+            return response.text(request.args.get("echostr", ""))
+
+        @webhook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            if not self._signature_ok(request):
+                logger.warning("wechat: message with a bad or missing signature refused")
+                return response.text("forbidden", status=403)
+            if len(request.body or b"") > MAX_BODY_BYTES:
+                return response.text("payload too large", status=413)
+            try:
+                message = self._parse(request)
+            except Exception as exc:  # noqa: BLE001 - any undecryptable or malformed body
+                logger.warning("wechat: unreadable message refused: %s", exc)
+                return response.text("forbidden", status=403)
+            return await self._handle(message, request, on_new_message)
+
+        return webhook
+
+    def _parse(self, request: Request):
+        from wechatpy import parse_message
+
+        body = request.body.decode("utf-8")
+        if self.crypto is not None:
+            args = request.args
+            body = self.crypto.decrypt_message(body, args.get("msg_signature"), args.get("timestamp"), args.get("nonce"))
+        return parse_message(body)
+
+    def _reply(self, message, text: str, request: Request) -> HTTPResponse:
+        from wechatpy.replies import TextReply
+
+        if not text:
+            return response.text("success")
+        xml = TextReply(message=message, content=text).render()
+        if self.crypto is not None:
+            xml = self.crypto.encrypt_message(xml, request.args.get("nonce"), request.args.get("timestamp"))
+        return response.text(xml, content_type="application/xml")
+
+    async def _handle(self, message, request: Request, on_new_message) -> HTTPResponse:
+        openid = message.source
+        key = str(getattr(message, "id", None) or f"{openid}:{message.create_time}:{message.type}")
+        if not self.seen.first_time(key):
+            logger.info("wechat: retry of message %s ignored", key)
+            return response.text("success")
+        if message.type == "event":
+            event = getattr(message, "event", "")
+            if event == "subscribe":
+                text = "/greet"
+            else:
+                return response.text("success")  # unsubscribe and others: nothing to say
+        elif message.type == "text":
+            text = message.content
+        else:
+            return self._reply(message, UNSUPPORTED_REPLY, request)
+        collector = CollectingOutputChannel()
+        user_message = UserMessage(text, collector, sender_id=f"wechat-{openid}", input_channel=self.name(),
+                                   metadata={"wechat_openid": openid})
+        task = asyncio.ensure_future(on_new_message(user_message))
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout=self.reply_timeout)
+        except asyncio.TimeoutError:
+            logger.info("wechat: answer for %s not ready in %.1fs; replying later via the API", key, self.reply_timeout)
+            follow_up = asyncio.ensure_future(self._send_later(task, collector, openid))
+            self.pending.add(follow_up)
+            follow_up.add_done_callback(self.pending.discard)
+            return self._reply(message, HOLDING_REPLY, request)
+        return self._reply(message, render_text(collector.messages), request)
+
+    async def _send_later(self, task, collector: CollectingOutputChannel, openid: str) -> None:
+        try:
+            await task
+            text = render_text(collector.messages)
+            if text:
+                await self.client.send_text(openid, text)
+        except Exception:  # noqa: BLE001 - logged for the operator; the customer got the holding reply
+            logger.exception("wechat: could not send the late answer to %s", openid)

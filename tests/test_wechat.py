@@ -1,0 +1,210 @@
+"""The WeChat Official Account channel, with messages built and signed the
+way WeChat does, in plain and AES safe mode. A stand-in bot replaces the
+Rasa agent so that timing (the 5-second deadline) is under the test's control."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import time
+
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+from rasa.core.channels.channel import UserMessage
+from sanic import Sanic
+
+from kefu.channels.wechat import HOLDING_REPLY, WeChatInput
+
+TOKEN = "kefutoken"
+APP_ID = "wx1234567890abcdef"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"  # 43 characters, as WeChat issues them
+
+
+def sign(*parts: str) -> str:
+    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
+
+
+def text_xml(content: str, msg_id: str = "1001", openid: str = "oUser123") -> str:
+    return (f"<xml><ToUserName><![CDATA[gh_shop]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
+            f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+            f"<Content><![CDATA[{content}]]></Content><MsgId>{msg_id}</MsgId></xml>")
+
+
+def event_xml(event: str, openid: str = "oUser123") -> str:
+    return (f"<xml><ToUserName><![CDATA[gh_shop]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
+            f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+            f"<Event><![CDATA[{event}]]></Event></xml>")
+
+
+class FakeBot:
+    """Answers like the Rasa agent would, after `delay` seconds."""
+
+    def __init__(self, delay: float = 0.0):
+        self.delay = delay
+        self.received: list[UserMessage] = []
+
+    async def __call__(self, message: UserMessage) -> None:
+        self.received.append(message)
+        await asyncio.sleep(self.delay)
+        await message.output_channel.send_text_message(message.sender_id, f"收到：{message.text}")
+
+
+class FakeCustomerService:
+    def __init__(self):
+        self.sent: list[tuple[str, str]] = []
+
+    async def send_text(self, openid: str, text: str) -> None:
+        self.sent.append((openid, text))
+
+
+class Server:
+    """Several configurations of the channel, each under its own prefix, in
+    one real Sanic server on a loopback port, run in a thread for the
+    module (Sanic 21 cannot start a second app in one process)."""
+
+    def __init__(self, channels: dict[str, tuple[WeChatInput, FakeBot]]):
+        from kefu.testing import free_port
+
+        self.app = Sanic("wechat_channel_tests")
+        for prefix, (channel, bot) in channels.items():
+            blueprint = channel.blueprint(bot)
+            blueprint.name = f"wechat_{prefix}"
+            self.app.blueprint(blueprint, url_prefix=f"/{prefix}/webhooks/wechat")
+        self.port = free_port()
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True)
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        server = await self.app.create_server(host="127.0.0.1", port=self.port, return_asyncio_server=True)
+        await server.startup()
+        self._ready.set()
+        await self._stop.wait()
+        server.close()
+        await server.wait_closed()
+
+    def start(self) -> "Server":
+        self._thread.start()
+        assert self._ready.wait(20), "the test server did not start"
+        return self
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    def request(self, prefix: str, method: str, params: dict, body: str | None = None) -> tuple[int, str]:
+        url = f"http://127.0.0.1:{self.port}/{prefix}/webhooks/wechat/webhook?{urllib.parse.urlencode(params)}"
+        request = urllib.request.Request(url, data=body.encode("utf-8") if body is not None else None, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as res:
+                return res.status, res.read().decode("utf-8")
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode("utf-8")
+
+
+PLAIN_BOT, SLOW_BOT, SAFE_BOT = FakeBot(), FakeBot(delay=0.6), FakeBot()
+API = FakeCustomerService()
+
+
+@pytest.fixture(scope="module")
+def server():
+    running = Server({
+        "plain": (WeChatInput(TOKEN), PLAIN_BOT),
+        "slow": (WeChatInput(TOKEN, reply_timeout=0.2, client=API), SLOW_BOT),
+        "safe": (WeChatInput(TOKEN, app_id=APP_ID, encoding_aes_key=AES_KEY), SAFE_BOT),
+    }).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(autouse=True)
+def fresh_bots():
+    for bot in (PLAIN_BOT, SLOW_BOT, SAFE_BOT):
+        bot.received.clear()
+    API.sent.clear()
+
+
+_ids = iter(range(10**6, 10**7))
+
+
+def msg_id() -> str:
+    return str(next(_ids))
+
+
+def query(**extra) -> dict:
+    timestamp, nonce = str(int(time.time())), "nonce42"
+    return {"timestamp": timestamp, "nonce": nonce, "signature": sign(TOKEN, timestamp, nonce), **extra}
+
+
+def test_server_verification_echoes_only_with_a_valid_signature(server):
+    assert server.request("plain", "GET", query(echostr="hello123")) == (200, "hello123")
+    bad = dict(query(echostr="hello123"), signature="0" * 40)
+    assert server.request("plain", "GET", bad)[0] == 403
+
+
+def test_plain_text_message_is_answered_passively_with_the_openid_in_metadata(server):
+    status, text = server.request("plain", "POST", query(), text_xml("小米14多少钱", msg_id()))
+    assert status == 200 and "收到：小米14多少钱" in text and "<ToUserName><![CDATA[oUser123]]>" in text
+    assert PLAIN_BOT.received[0].metadata == {"wechat_openid": "oUser123"}
+    assert PLAIN_BOT.received[0].sender_id == "wechat-oUser123"
+
+
+@pytest.mark.parametrize("params", [{}, {"signature": "x", "timestamp": "1", "nonce": "2"}])
+def test_forged_or_missing_signature_is_refused_and_nothing_processed(server, params):
+    assert server.request("plain", "POST", params, text_xml("你好", msg_id()))[0] == 403
+    assert PLAIN_BOT.received == []
+
+
+def test_retries_of_the_same_message_are_processed_once(server):
+    same = msg_id()
+    for _ in range(3):
+        assert server.request("plain", "POST", query(), text_xml("查订单", same))[0] == 200
+    assert [m.text for m in PLAIN_BOT.received] == ["查订单"]
+
+
+def test_subscribe_greets_and_unsubscribe_is_silent(server):
+    _, greeting = server.request("plain", "POST", query(), event_xml("subscribe", openid="oNew1"))
+    assert "收到：/greet" in greeting
+    assert server.request("plain", "POST", query(), event_xml("unsubscribe", openid="oNew1"))[1] == "success"
+    assert [m.text for m in PLAIN_BOT.received] == ["/greet"]
+
+
+def test_slow_answer_gets_a_holding_reply_then_the_customer_service_api(server):
+    started = time.monotonic()
+    _, text = server.request("slow", "POST", query(), text_xml("我的快递到哪了", msg_id()))
+    assert HOLDING_REPLY in text and time.monotonic() - started < 0.55
+    for _ in range(40):
+        if API.sent:
+            break
+        time.sleep(0.05)
+    assert API.sent == [("oUser123", "收到：我的快递到哪了")]
+
+
+def test_safe_mode_decrypts_and_encrypts(server):
+    from wechatpy.crypto import WeChatCrypto
+
+    crypto = WeChatCrypto(TOKEN, AES_KEY, APP_ID)
+    timestamp, nonce = str(int(time.time())), "nonce99"
+    encrypted = crypto.encrypt_message(text_xml("退货", msg_id()), nonce, timestamp)
+    signature_of = lambda xml: re.search(r"<MsgSignature><!\[CDATA\[(.*?)\]\]>", xml).group(1)  # noqa: E731
+    params = {"timestamp": timestamp, "nonce": nonce, "signature": sign(TOKEN, timestamp, nonce),
+              "msg_signature": signature_of(encrypted), "encrypt_type": "aes"}
+    status, text = server.request("safe", "POST", params, encrypted)
+    assert status == 200 and "<Encrypt>" in text and "退货" not in text
+    reply = crypto.decrypt_message(text, signature_of(text), re.search(r"<TimeStamp>(.*?)</TimeStamp>", text).group(1),
+                                   re.search(r"<Nonce><!\[CDATA\[(.*?)\]\]>", text).group(1))
+    assert "收到：退货" in reply
+    forged = crypto.encrypt_message(text_xml("退货", msg_id()), nonce, timestamp)
+    assert server.request("safe", "POST", dict(params, msg_signature="0" * 40), forged)[0] == 403
+    assert [m.text for m in SAFE_BOT.received] == ["退货"]
+
+
+def test_oversized_bodies_are_refused(server):
+    assert server.request("plain", "POST", query(), text_xml("啊" * 40000, msg_id()))[0] == 413
+    assert PLAIN_BOT.received == []
