@@ -1,5 +1,5 @@
-"""Rule-based entities: order numbers, phone tails, tracking numbers, budgets
-and satisfaction scores. No Rasa import; the Rasa component wraps `extract`.
+"""Rule-based entities: order numbers, phone tails, tracking numbers, sizes,
+budgets and satisfaction scores. No Rasa import; the Rasa component wraps `extract`.
 
 All patterns run on normalised text (kefu.nlu.text.normalise), whose
 character offsets equal the original's.
@@ -38,6 +38,9 @@ PRICE_BEFORE = re.compile(
     rf"(?:预算|不超过|不要超过|别超过|不能超过|最多|最高|顶多|控制在|低于|少于|不高于|价位)(?:是|在|大概|大约|只有)?\s*({NUMBER_PATTERN}){_YUAN}"
 )
 
+# Shoe sizes 34-48 with 码, clothing sizes by letters, standing alone.
+SIZE = re.compile(r"(?<![\da-z])(?:(3[4-9]|4[0-8])\s*(?:码|号)|(xxxl|xxl|xl|l|m|s)\s*(?:码|号)?|(均码))(?![a-z\d])")
+
 SCORE_STARS = re.compile(r"([1-5一二三四五])\s*(?:颗星|星|分)(?![钟])")
 # Longest first, so 很不满意 wins over 不满意 and 满意.
 SCORE_WORDS = (
@@ -75,6 +78,8 @@ def extract(text: str) -> list[RuleEntity]:
     bare = PHONE_TAIL_BARE.match(text)
     if bare:
         add("phone_tail", bare, 1, bare.group(1))
+    for match in SIZE.finditer(text):
+        add("size", match, 0, match.group(0).replace(" ", "").upper())
     for pattern in (PRICE_AFTER, PRICE_BEFORE):
         for match in pattern.finditer(text):
             value = as_int(parse_number(match.group(1)))
