@@ -29,6 +29,8 @@ MODEL="$(ensure_model)"
 # leaves KEFU_DEMO_LOGIN unset.
 export KEFU_TOKEN_SECRET="${KEFU_TOKEN_SECRET:-$("$PY" -c 'import secrets; print(secrets.token_hex(16))')}"
 export KEFU_DEMO_LOGIN="${KEFU_DEMO_LOGIN:-1}"
+# Sanic refuses larger request bodies with 413 before Rasa sees them.
+export SANIC_REQUEST_MAX_SIZE="${SANIC_REQUEST_MAX_SIZE:-1048576}"
 
 PIDS=()
 stop_all() {

@@ -38,8 +38,8 @@ PRICE_BEFORE = re.compile(
     rf"(?:预算|不超过|不要超过|别超过|不能超过|最多|最高|顶多|控制在|低于|少于|不高于|价位)(?:是|在|大概|大约|只有)?\s*({NUMBER_PATTERN}){_YUAN}"
 )
 
-# Shoe sizes 34-48 with 码, clothing sizes by letters, standing alone.
-SIZE = re.compile(r"(?<![\da-z])(?:(3[4-9]|4[0-8])\s*(?:码|号)|(xxxl|xxl|xl|l|m|s)\s*(?:码|号)?|(均码))(?![a-z\d])")
+# Shoe sizes with 码 (20-59), clothing sizes by letters, standing alone.
+SIZE = re.compile(r"(?<![\da-z])(?:([2-5]\d)\s*码|(xxxl|xxl|xl|l|m|s)\s*(?:码|号)?|(均码))(?![a-z\d])")
 
 SCORE_STARS = re.compile(r"([1-5一二三四五])\s*(?:颗星|星|分)(?![钟])")
 # Longest first, so 很不满意 wins over 不满意 and 满意.
