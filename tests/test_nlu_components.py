@@ -86,6 +86,9 @@ def matcher():
     ("烟台苹果甜吗", [("product", "烟台红富士苹果")]),
     ("推荐个笔记本", [("category", "电脑")]),
     ("x1000", []),
+    ("手机尾号5678", []),
+    ("手机号换了", []),
+    ("手机坏了", [("category", "手机")]),
     ("今天天气怎么样", []),
 ])
 def test_catalogue_matcher(matcher, text, expected):

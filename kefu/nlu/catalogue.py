@@ -23,6 +23,8 @@ from kefu.nlu.text import normalise, squash_spaces
 logger = logging.getLogger(__name__)
 
 ENTITY_PRIORITY = {"product": 0, "brand": 1, "category": 2}
+# 手机号 / 手机尾号 / 手机后四位 speak of a phone number, not the category 手机.
+NOT_A_CATEGORY_BEFORE = ("号", "尾号", "后四位", "后4位", "末四位")
 MIN_FUZZY_CHARS = 3
 
 
@@ -115,7 +117,11 @@ class CatalogueMatcher:
                     found.append(CatalogueMatch(entity, m.start(), m.end(), value, 0.95, "chars"))
         if self._pinyin_index:
             found.extend(self._pinyin_matches(text, free))
-        return sorted(found, key=lambda m: m.start)
+        return sorted((m for m in found if not self._phone_number_context(text, m)), key=lambda m: m.start)
+
+    @staticmethod
+    def _phone_number_context(text: str, match: CatalogueMatch) -> bool:
+        return match.entity == "category" and text.startswith(NOT_A_CATEGORY_BEFORE, match.end)
 
     @staticmethod
     def _ascii_bounded(text: str, start: int, end: int) -> bool:
