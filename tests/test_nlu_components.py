@@ -114,3 +114,40 @@ def test_catalogue_export_is_deterministic_and_has_synonyms():
 def test_sensitive_numbers_are_masked(text, masked):
     assert mask_sensitive(text) == masked
     assert contains_sensitive(text) is (text != masked)
+
+
+def test_training_annotations_align_with_rasas_own_tokens(tmp_path):
+    """Rasa's "Misaligned entity annotation" warning, raised as an error: the
+    training data goes through our normaliser and Rasa's JiebaTokenizer with
+    the generated dictionary, exactly as in training, then through Rasa's own
+    check (EntityExtractorMixin.check_correct_entity_annotations)."""
+    import warnings
+    from pathlib import Path
+
+    from rasa.engine.graph import ExecutionContext, GraphSchema
+    from rasa.engine.storage.local_model_storage import LocalModelStorage
+    from rasa.engine.storage.resource import Resource
+    from rasa.nlu.extractors.extractor import EntityExtractorMixin
+    from rasa.nlu.tokenizers.jieba_tokenizer import JiebaTokenizer
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    from kefu.nlu.components import ChineseTextNormalizer
+
+    root = Path(__file__).resolve().parents[1]
+    dictionary = root / "var" / "nlu" / "jieba"
+    if not (dictionary / "userdict.txt").exists():
+        pytest.skip("no jieba dictionary: run `python -m kefu.cli nlu export`")
+    data = load_data(str(root / "data" / "nlu"))
+    storage = LocalModelStorage(tmp_path)
+    context = ExecutionContext(GraphSchema({}), "test")
+    ChineseTextNormalizer({}).process_training_data(data)
+    tokenizer = JiebaTokenizer.create(
+        {**JiebaTokenizer.get_default_config(), "dictionary_path": str(dictionary)},
+        storage, Resource("jieba"), context,
+    )
+    tokenizer.process_training_data(data)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        EntityExtractorMixin.check_correct_entity_annotations(data)
+    misaligned = [str(w.message).splitlines()[0] for w in caught if "Misaligned" in str(w.message)]
+    assert not misaligned, "\n".join(misaligned)
