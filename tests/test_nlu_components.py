@@ -151,3 +151,27 @@ def test_training_annotations_align_with_rasas_own_tokens(tmp_path):
         EntityExtractorMixin.check_correct_entity_annotations(data)
     misaligned = [str(w.message).splitlines()[0] for w in caught if "Misaligned" in str(w.message)]
     assert not misaligned, "\n".join(misaligned)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("索尼xm5现在什么价", [("product", "索尼WH-1000XM5")]),  # brand + alias is one product
+    ("苹果airpods pro2有货吗", None),
+    ("苹果的耳机推荐一个", [("brand", "Apple"), ("category", "耳机")]),
+])
+def test_brand_before_its_product_is_part_of_the_product(matcher, text, expected):
+    found = [(m.entity, m.value) for m in matcher.find(normalise(text))]
+    if expected is None:
+        assert [e for e, _ in found] == ["product"], found
+    else:
+        assert found == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("5678 这个", [("phone_tail", "5678")]),
+    ("是1234", [("phone_tail", "1234")]),
+    ("2024年买的", []),
+    ("1234元", []),
+    ("质量太差了 我要投诉", []),  # a complaint, not a rating
+])
+def test_more_rule_entities(text, expected):
+    assert _entities(text) == expected

@@ -56,6 +56,16 @@ def _pinyin(char: str) -> str:
     return char
 
 
+# Brands whose products are not named after them in the catalogue.
+_BRAND_PRODUCT_WORDS = {"apple": ("iphone", "ipad", "airpods", "macbook", "apple")}
+
+
+def _brand_of(brand: str, product: str) -> bool:
+    brand_key, product_key = term_key(brand), term_key(product)
+    words = _BRAND_PRODUCT_WORDS.get(brand_key, (brand_key,))
+    return any(word in product_key for word in words)
+
+
 def _has_han(text: str) -> bool:
     return any("\u4e00" <= c <= "\u9fff" for c in text)
 
@@ -117,7 +127,29 @@ class CatalogueMatcher:
                     found.append(CatalogueMatch(entity, m.start(), m.end(), value, 0.95, "chars"))
         if self._pinyin_index:
             found.extend(self._pinyin_matches(text, free))
-        return sorted((m for m in found if not self._phone_number_context(text, m)), key=lambda m: m.start)
+        kept = sorted((m for m in found if not self._phone_number_context(text, m)), key=lambda m: m.start)
+        return self._merge_brand_into_product(text, kept)
+
+    @staticmethod
+    def _merge_brand_into_product(text: str, matches: list[CatalogueMatch]) -> list[CatalogueMatch]:
+        """索尼 xm5 / 苹果 airpods: a brand right before one of its own products
+        is part of the product's name, so the span is the product's."""
+        merged: list[CatalogueMatch] = []
+        for match in matches:
+            previous = merged[-1] if merged else None
+            if (
+                previous is not None
+                and previous.entity == "brand"
+                and match.entity == "product"
+                and not text[previous.end : match.start].strip()
+                and match.start - previous.end <= 1
+                and _brand_of(previous.value, match.value)
+            ):
+                merged[-1] = CatalogueMatch("product", previous.start, match.end, match.value,
+                                            min(previous.confidence, match.confidence), match.how)
+                continue
+            merged.append(match)
+        return merged
 
     @staticmethod
     def _phone_number_context(text: str, match: CatalogueMatch) -> bool:

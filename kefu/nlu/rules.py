@@ -28,7 +28,11 @@ PHONE_TAIL_CUED = re.compile(
     r"(?:尾号|尾数|后四位|后4位|末四位|末4位|最后四位|最后4位|手机号?后四位|后四个数字?)"
     r"(?:是|为|:|：|是不是)?\s*(\d{4})(?!\d)"
 )
-PHONE_TAIL_BARE = re.compile(r"^\s*(\d{4})\s*$")
+# A message that is only four digits (and a particle or two) answers "what are
+# the last four digits?"; years and prices come with 年/元/块 and do not match.
+PHONE_TAIL_BARE = re.compile(
+    r"^\s*(?:是|就是|我的是)?\s*(\d{4})\s*(?:这个|这个号|吧|啊|哈|呢|哦|呀|亲|嗯|的)*\s*[.!。!~]*\s*$"
+)
 
 _YUAN = r"(?:块钱|块|元|rmb|米)?"
 PRICE_AFTER = re.compile(
@@ -43,8 +47,9 @@ SIZE = re.compile(r"(?<![\da-z])(?:([2-5]\d)\s*码|(xxxl|xxl|xl|l|m|s)\s*(?:码|
 
 SCORE_STARS = re.compile(r"([1-5一二三四五])\s*(?:颗星|星|分)(?![钟])")
 # Longest first, so 很不满意 wins over 不满意 and 满意.
+# 太差了 / 很差 are left out: they are complaints far more often than ratings.
 SCORE_WORDS = (
-    ("非常不满意", 1), ("很不满意", 1), ("特别不满意", 1), ("极不满意", 1), ("差评", 1), ("太差了", 1), ("很差", 1),
+    ("非常不满意", 1), ("很不满意", 1), ("特别不满意", 1), ("极不满意", 1), ("差评", 1),
     ("不太满意", 2), ("不满意", 2), ("不怎么样", 2),
     ("一般般", 3), ("一般", 3), ("还行", 3), ("凑合", 3), ("中评", 3),
     ("非常满意", 5), ("很满意", 5), ("超满意", 5), ("特别满意", 5), ("好评", 5), ("完美", 5),
