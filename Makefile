@@ -29,7 +29,7 @@ train: install
 	@source scripts/lib.sh && ensure_database && ensure_model >/dev/null
 
 shell: install
-	@source scripts/lib.sh && MODEL="$$(ensure_model)" && $(RASA) shell --model "$$MODEL" --endpoints endpoints.yml
+	@source scripts/lib.sh && MODEL="$$(ensure_model)" && $(RASA) shell --model "$$MODEL" --endpoints endpoints.yml --port 5006
 
 reseed: install
 	$(PY) -m kefu.cli db seed --reset

@@ -58,7 +58,6 @@ ITEM_REQUESTS = ("return", "exchange", "repair")
 VERIFIED = "已验证"  # phone_tail value when a verified customer owns the order
 # Slots that belong to one request and are cleared when it ends.
 REQUEST_SLOTS = ("order_request", "phone_tail", "item", "reason", "new_address", "confirm", "refusal")
-ORDER_NO = re.compile(r"^\d{16}$")
 ORDINALS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "1": 1, "2": 2, "3": 3, "4": 4, "5": 5}
 
 
@@ -120,6 +119,12 @@ class ActionStartOrderRequest(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
         intent = latest_intent(tracker)
         request = REQUEST_OF_INTENT.get(intent) or tracker.get_slot("order_request") or "status"
+        if tracker.active_loop.get("name") == "order_form" and request == tracker.get_slot("order_request"):
+            # "开不了机" while a repair asks for the reason reads as another repair
+            # request; it is the answer.
+            if tracker.get_slot("requested_slot") == "reason":
+                return [SlotSet("reason", canonical_reason(latest_entity(tracker, "reason") or latest_text(tracker)))]
+            return []
         events: List[EventType] = [SlotSet(slot, None) for slot in REQUEST_SLOTS if slot != "order_request"]
         events.append(SlotSet("order_request", request))
         reason = latest_entity(tracker, "reason")
@@ -213,8 +218,9 @@ class ValidateOrderForm(FormValidationAction):
 
     async def validate_order_no(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                                 domain: DomainDict) -> Dict[Text, Any]:
-        order_no = re.sub(r"[\s-]", "", str(value or ""))
-        if not ORDER_NO.match(order_no):
+        digits = re.search(r"(?<!\d)\d{16}(?!\d)", re.sub(r"[\s-]", "", str(value or "")))
+        order_no = digits.group(0) if digits else ""
+        if not order_no:
             dispatcher.utter_message(response="utter_order_no_invalid")
             return {"order_no": None}
         conversation = tracker.sender_id

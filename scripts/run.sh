@@ -34,10 +34,13 @@ export SANIC_REQUEST_MAX_SIZE="${SANIC_REQUEST_MAX_SIZE:-1048576}"
 
 PIDS=()
 stop_all() {
-  trap - INT TERM EXIT
+  trap - INT TERM HUP EXIT
+  # The terminal (or a `| tee`) may be gone already: a failed write must not
+  # kill this script before the servers are stopped.
+  trap '' PIPE
   if [ "${#PIDS[@]}" -gt 0 ]; then
-    say "stopping"
     for pid in "${PIDS[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
+    say "stopping" 2>/dev/null || true
     for pid in "${PIDS[@]}"; do
       for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
       kill -KILL -- "-$pid" 2>/dev/null || true
@@ -47,6 +50,7 @@ stop_all() {
 trap stop_all EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+trap 'exit 129' HUP
 
 # Each server gets its own process group so Ctrl-C stops its children too.
 start() {
