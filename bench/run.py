@@ -1,0 +1,277 @@
+"""Kefu side by side with a stock `rasa init` bot, in one run on one machine.
+
+Prints, for each side: per-turn latency (p50/p95/p99) and throughput on
+fresh 5-turn conversations at several concurrencies, latency at turn 5 and
+turn 50 of one conversation and for a returning customer with 1,000 stored
+events, `/model/parse` p50, cold start and RSS; for our database, look-up
+p50/p99 with many orders on SQLite and PostgreSQL; then ours/baseline
+ratios against the targets of the benchmark issue.
+
+Usage: python -m bench [--quick] [--no-baseline] [--orders 1000000] [--skip-db]
+The baseline and the large databases are cached under var/bench/.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+from bench.baseline import BASELINE_DIR, baseline_model
+from bench.parse_speed import BASELINE as BASELINE_PARSE, OURS as OURS_PARSE, post
+from kefu.db.engine import make_engine
+from kefu.shop.demo import seed, showcase
+from kefu.testing import newest_model, running_servers
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "var" / "bench"
+CASE = showcase()["shipped"]
+# Our turns hit the action server and the database (product look-up, order
+# look-up with verification); the baseline's are its own greet/mood turns.
+OURS_TURNS = ["你好", "小米14多少钱", "查订单", CASE["order_no"], CASE["phone_tail"]]
+BASELINE_TURNS = ["hello", "I am feeling sad", "yes", "great, thanks", "bye"]
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def conversation(session: aiohttp.ClientSession, url: str, sender: str, turns: list[str]) -> list[float]:
+    latencies = []
+    for text in turns:
+        started = time.perf_counter()
+        async with session.post(f"{url}/webhooks/rest/webhook", json={"sender": sender, "message": text}) as res:
+            await res.read()
+            if res.status != 200:
+                raise RuntimeError(f"{url} answered {res.status}")
+        latencies.append((time.perf_counter() - started) * 1000)
+    return latencies
+
+
+async def load(url: str, turns: list[str], concurrency: int, conversations: int) -> dict:
+    latencies: list[float] = []
+    queue = list(range(conversations))
+    timeout = aiohttp.ClientTimeout(total=120)
+
+    async def worker(session):
+        while queue:
+            index = queue.pop()
+            latencies.extend(await conversation(session, url, f"bench-{concurrency}-{index}-{random.random()}", turns))
+
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return {"p50": pct(latencies, 0.5), "p95": pct(latencies, 0.95), "p99": pct(latencies, 0.99),
+            "turns_per_s": len(latencies) / elapsed, "turns": len(latencies)}
+
+
+async def growth(url: str, turns: list[str], length: int, prefill_events: int, api) -> dict:
+    """Latency around turn 5 and turn `length` of one conversation, and for a
+    returning customer whose tracker already holds `prefill_events` events."""
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        sender = f"long-{random.random()}"
+        series = await conversation(session, url, sender, [turns[i % len(turns)] for i in range(length)])
+        returning = f"returning-{random.random()}"
+        events = []
+        for i in range(prefill_events // 2):
+            events.append({"event": "user", "text": "你好" if i % 2 else "hello", "parse_data": {"intent": {"name": "greet", "confidence": 1.0}, "entities": []}})
+            events.append({"event": "bot", "text": "您好"})
+        async with session.post(f"{url}/conversations/{returning}/tracker/events{api}", json=events) as res:
+            await res.read()
+            if res.status != 200:
+                raise RuntimeError(f"prefill answered {res.status}")
+        after = await conversation(session, url, returning, turns)
+        fresh = await conversation(session, url, f"fresh-{random.random()}", turns)
+    return {
+        "turn5_ms": statistics.median(series[2:7]),
+        "turnN_ms": statistics.median(series[-5:]),
+        "returning_ms": statistics.median(after),
+        "new_ms": statistics.median(fresh),
+    }
+
+
+def measure_side(name: str, url: str, turns: list[str], parse_texts: list[str], args) -> dict:
+    result = {"name": name}
+    for concurrency in args.concurrency:
+        conversations = max(args.conversations, 2 * concurrency)
+        result[f"c{concurrency}"] = asyncio.run(load(url, turns, concurrency, conversations))
+    result["growth"] = asyncio.run(growth(url, turns, args.long_turns, args.prefill_events, ""))
+    parse = [post(url, parse_texts[i % len(parse_texts)]) for i in range(args.parse_requests)]
+    result["parse_p50_ms"] = statistics.median(parse)
+    return result
+
+
+def database_lookups(url: str, orders: int, samples: int) -> dict:
+    from kefu.shop.repository import SqlShopRepository
+
+    engine = make_engine(url)
+    repository = SqlShopRepository(engine)
+    if repository.search_products(limit=1) == []:
+        print(f"  seeding {orders} orders into {url.split('@')[-1]} (cached for later runs)…", flush=True)
+        seed(engine, orders=orders, progress=True)
+    with engine.connect() as conn:
+        order_nos = [r[0] for r in conn.exec_driver_sql(f"SELECT order_no FROM orders ORDER BY id DESC LIMIT {samples}")]
+        customers = [r[0] for r in conn.exec_driver_sql(f"SELECT id FROM customers ORDER BY id DESC LIMIT {samples}")]
+    words = ["小米", "iPhone", "耳机", "AirPods", "羽绒服", "华为", "口红", "大米"]
+    timings: dict[str, list[float]] = {"order_by_number": [], "orders_of_customer": [], "product_search": []}
+    for i in range(samples):
+        for key, call in (
+            ("order_by_number", lambda: repository.find_order(order_nos[i % len(order_nos)])),
+            ("orders_of_customer", lambda: repository.orders_of_customer(customers[i % len(customers)], 5)),
+            ("product_search", lambda: repository.search_products(words[i % len(words)], max_price_cents=500000)),
+        ):
+            started = time.perf_counter()
+            call()
+            timings[key].append((time.perf_counter() - started) * 1000)
+    engine.dispose()
+    return {key: {"p50": pct(v, 0.5), "p99": pct(v, 0.99)} for key, v in timings.items()}
+
+
+def postgres_url(name: str) -> str | None:
+    from sqlalchemy import create_engine
+
+    admin_url = os.environ.get("KEFU_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    try:
+        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", future=True, connect_args={"connect_timeout": 3})
+        with admin.connect() as conn:
+            exists = conn.exec_driver_sql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'").first()
+            if not exists:
+                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        admin.dispose()
+    except Exception as exc:  # noqa: BLE001 - reported, then skipped
+        print(f"  PostgreSQL skipped: {str(exc).splitlines()[0]}")
+        return None
+    return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def report_line(result: dict, concurrency: list[int]) -> None:
+    print(f"\n[{result['name']}]  cold start {result['cold_start_s']:.1f} s, RSS " +
+          ", ".join(f"{v:.0f} MB" for v in result["rss_mb"].values()))
+    for c in concurrency:
+        row = result[f"c{c}"]
+        print(f"  concurrency {c:>2}: p50 {row['p50']:.1f} ms  p95 {row['p95']:.1f}  p99 {row['p99']:.1f}  "
+              f"{row['turns_per_s']:.1f} turns/s ({row['turns']} turns)")
+    g = result["growth"]
+    print(f"  one conversation: turn 5 {g['turn5_ms']:.1f} ms, last turns {g['turnN_ms']:.1f} ms; "
+          f"returning customer {g['returning_ms']:.1f} ms vs new {g['new_ms']:.1f} ms")
+    print(f"  /model/parse p50 {result['parse_p50_ms']:.1f} ms")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: tiny sizes, seconds not minutes")
+    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--skip-db", action="store_true")
+    parser.add_argument("--orders", type=int, default=1_000_000)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    args.concurrency = [1, 2] if args.quick else [1, 8, 32]
+    args.conversations = 2 if args.quick else 40
+    args.long_turns = 10 if args.quick else 50
+    args.prefill_events = 20 if args.quick else 1000
+    args.parse_requests = 10 if args.quick else 200
+    orders = 2000 if args.quick else args.orders
+
+    model = newest_model()
+    if model is None:
+        raise SystemExit("no model of ours: run `make train` first")
+    print(f"machine: {platform.node()} {os.cpu_count()} cores, {platform.processor() or platform.machine()}; "
+          f"{time.strftime('%Y-%m-%d %H:%M')}; model {model.name}")
+    results = []
+    database = Path(tempfile.mkdtemp()) / "shop.sqlite3"
+    seed(make_engine(f"sqlite:///{database}"), orders=1000)
+    started = time.monotonic()
+    with running_servers(model, f"sqlite:///{database}") as ours:
+        asyncio.run(conversation_once(ours.rasa_url))
+        cold_answer = time.monotonic() - started
+        result = measure_side("kefu", ours.rasa_url, OURS_TURNS, OURS_PARSE, args)
+        result["cold_start_s"] = cold_answer
+        result["rss_mb"] = rasa_rss(ROOT)
+        results.append(result)
+    if not args.no_baseline:
+        from bench.servers import running_baseline
+
+        baseline, trained_in = baseline_model()
+        started = time.monotonic()
+        with running_baseline(baseline) as url:
+            asyncio.run(conversation_once(url, "hello"))
+            cold_answer = time.monotonic() - started
+            result = measure_side("stock rasa init", url, BASELINE_TURNS, BASELINE_PARSE, args)
+            result["cold_start_s"] = cold_answer
+            result["rss_mb"] = rasa_rss(BASELINE_DIR)
+            result["training_s"] = trained_in
+            results.append(result)
+    for result in results:
+        report_line(result, args.concurrency)
+    if len(results) == 2:
+        ours_r, base_r = results
+        ratio = ours_r["c1"]["p50"] / base_r["c1"]["p50"]
+        c8 = args.concurrency[1]
+        throughput = ours_r[f"c{c8}"]["turns_per_s"] / base_r[f"c{c8}"]["turns_per_s"]
+        growth_ratio = ours_r["growth"]["turnN_ms"] / ours_r["growth"]["turn5_ms"]
+        returning = ours_r["growth"]["returning_ms"] / ours_r["growth"]["new_ms"]
+        print("\nours/baseline and targets:")
+        print(f"  per-turn p50 at concurrency 1: {ratio:.2f}x (target <= 1.0) {'met' if ratio <= 1.0 else 'NOT met'}")
+        print(f"  throughput at concurrency {c8}: {throughput:.2f}x (target >= 1.5) {'met' if throughput >= 1.5 else 'NOT met'}")
+        print(f"  ours turn {args.long_turns} / turn 5: {growth_ratio:.2f}x (target <= 1.5) {'met' if growth_ratio <= 1.5 else 'NOT met'}")
+        print(f"  ours returning / new customer: {returning:.2f}x (target <= 1.2) {'met' if returning <= 1.2 else 'NOT met'}")
+        print(f"  /model/parse p50: {ours_r['parse_p50_ms'] / base_r['parse_p50_ms']:.2f}x (issue 3 target <= 2.0)")
+        print(f"  cold start ours {ours_r['cold_start_s']:.1f} s (target <= 30 s)")
+    if not args.skip_db:
+        print(f"\ndatabase look-ups with {orders} orders (p50 / p99 ms):")
+        CACHE.mkdir(parents=True, exist_ok=True)
+        targets = [("SQLite", f"sqlite:///{CACHE / f'shop-{orders}.sqlite3'}")]
+        pg = postgres_url(f"kefu_bench_{orders}")
+        if pg:
+            targets.append(("PostgreSQL", pg))
+        for name, url in targets:
+            for key, row in database_lookups(url, orders, 200 if args.quick else 2000).items():
+                print(f"  {name:<10} {key:<19} {row['p50']:.2f} / {row['p99']:.2f}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
+    return 0
+
+
+async def conversation_once(url: str, text: str = "你好") -> None:
+    async with aiohttp.ClientSession() as session:
+        await conversation(session, url, f"cold-{random.random()}", [text])
+
+
+def rasa_rss(cwd: Path) -> dict[str, float]:
+    """RSS of the running `rasa` processes started in `cwd`, by role."""
+    result = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if Path(os.readlink(proc / "cwd")) != cwd:
+                continue
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+            if len(cmd) > 2 and cmd[1].endswith(b"/rasa") and cmd[2] == b"run":
+                role = "action server" if len(cmd) > 3 and cmd[3] == b"actions" else "rasa server"
+                result[f"{role} {proc.name}"] = rss_mb(int(proc.name))
+        except (FileNotFoundError, ProcessLookupError, PermissionError, IndexError):
+            continue
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
