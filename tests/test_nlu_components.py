@@ -175,3 +175,23 @@ def test_brand_before_its_product_is_part_of_the_product(matcher, text, expected
 ])
 def test_more_rule_entities(text, expected):
     assert _entities(text) == expected
+
+
+@pytest.mark.parametrize("text, guessed, expected", [
+    ("12345", "goodbye", "inform"),        # a malformed order number is still an answer
+    ("2026 0000 0000 0001", "affirm", "inform"),
+    ("8000", "nlu_fallback", "inform"),
+    ("88", "goodbye", "goodbye"),          # chat slang for bye stays what DIET said
+    ("5", "rate_service", "rate_service"),
+    ("订单12345", "order_status", "order_status"),  # words around the number: DIET decides
+])
+def test_a_bare_number_answers_a_question(text, guessed, expected):
+    from rasa.shared.nlu.training_data.message import Message
+
+    from kefu.nlu.components import BareNumberClassifier
+
+    guess = {"name": guessed, "confidence": 0.5}
+    message = Message(data={"text": text, "intent": guess, "intent_ranking": [guess]})
+    BareNumberClassifier().process([message])
+    assert message.get("intent")["name"] == expected
+    assert message.get("intent_ranking")[0]["name"] == expected

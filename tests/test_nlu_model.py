@@ -95,6 +95,10 @@ def test_card_numbers_are_masked_and_flagged(agent):
     assert "6222021234567890128" not in json.dumps(parse, ensure_ascii=False)
 
 
+def test_a_mistyped_order_number_is_an_answer(agent):
+    assert agent("12345")["intent"]["name"] == "inform"
+
+
 def test_a_ten_thousand_character_message_is_parsed(agent):
     parse = agent("啊" * 10000)
     assert parse["intent"]["name"]

@@ -8,11 +8,14 @@
 - CatalogueEntityExtractor: product, brand and category from the catalogue
   (kefu.nlu.catalogue), built at training time from the lookup tables and
   synonyms of data/catalogue.yml and persisted in the model.
+- BareNumberClassifier: a message that is only a number answers a question.
+- SensitiveDataGuard: bank card and ID numbers are flagged and masked.
 """
 from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any, Dict, List, Optional, Text
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -189,6 +192,37 @@ class CatalogueEntityExtractor(GraphComponent, EntityExtractorMixin):
                 _entity(m.entity, m.start, m.end, m.value, m.confidence, self.__class__.__name__)
                 for m in self.matcher.find(text)
             ])
+        return messages
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
+class BareNumberClassifier(GraphComponent):
+    """A message that is nothing but a number of four digits or more answers
+    a question the bot asked (an order number, a phone tail, even a mistyped
+    one): its intent is `inform`, whatever DIET guessed. Without this a
+    malformed order number such as 12345 could be read as a goodbye and end
+    the order form instead of being answered. Short numbers are left alone:
+    88 and 886 are chat slang for bye, 5 may be a rating."""
+
+    INTENT = "inform"
+    BARE_NUMBER = re.compile(r"^\s*\d(?:[\s-]?\d){3,}\s*$")
+
+    @classmethod
+    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+               execution_context: ExecutionContext) -> "BareNumberClassifier":
+        return cls()
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        for message in messages:
+            if not self.BARE_NUMBER.match(message.get(TEXT) or ""):
+                continue
+            current = (message.get("intent") or {}).get("name")
+            if current == self.INTENT:
+                continue
+            intent = {"name": self.INTENT, "confidence": 1.0}
+            ranking = [intent] + [r for r in message.get("intent_ranking", []) if r.get("name") != self.INTENT]
+            message.set("intent", intent, add_to_output=True)
+            message.set("intent_ranking", ranking, add_to_output=True)
         return messages
 
 
