@@ -27,8 +27,8 @@ import aiohttp
 
 from bench.baseline import BASELINE_DIR, baseline_model
 from bench.parse_speed import BASELINE as BASELINE_PARSE, OURS as OURS_PARSE, post
-from kefu.db.engine import make_engine
-from kefu.shop.demo import seed, showcase
+from kefu.db.engine import ensure_schema, make_engine
+from kefu.shop.demo import reset_database, seed, showcase
 from kefu.testing import newest_model, running_servers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,8 +124,13 @@ def database_lookups(url: str, orders: int, samples: int) -> dict:
 
     engine = make_engine(url)
     repository = SqlShopRepository(engine)
-    if repository.search_products(limit=1) == []:
+    ensure_schema(engine)
+    with engine.connect() as conn:
+        stored = conn.exec_driver_sql("SELECT count(*) FROM orders").scalar()
+    if stored < orders:
+        # Empty, or left half-filled by an interrupted run: start again.
         print(f"  seeding {orders} orders into {url.split('@')[-1]} (cached for later runs)…", flush=True)
+        reset_database(engine)
         seed(engine, orders=orders, progress=True)
     with engine.connect() as conn:
         order_nos = [r[0] for r in conn.exec_driver_sql(f"SELECT order_no FROM orders ORDER BY id DESC LIMIT {samples}")]
