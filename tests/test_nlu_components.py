@@ -195,3 +195,14 @@ def test_a_bare_number_answers_a_question(text, guessed, expected):
     BareNumberClassifier().process([message])
     assert message.get("intent")["name"] == expected
     assert message.get("intent_ranking")[0]["name"] == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("一般几天到货", []),
+    ("一般多久发货", []),
+    ("一般", [("score", 3)]),
+    ("感觉一般吧", [("score", 3)]),
+    ("服务一般般，还行", [("score", 3), ("score", 3)]),
+])
+def test_yiban_is_a_rating_only_at_the_end_of_a_clause(text, expected):
+    assert [(e.entity, e.value) for e in extract(text) if e.entity == "score"] == expected

@@ -55,7 +55,10 @@ SCORE_WORDS = (
     ("非常满意", 5), ("很满意", 5), ("超满意", 5), ("特别满意", 5), ("好评", 5), ("完美", 5),
     ("满意", 4), ("挺好", 4), ("不错", 4),
 )
-SCORE_WORD = re.compile("|".join(re.escape(word) for word, _ in SCORE_WORDS))
+# 一般 is also "usually" (一般几天到货): a rating only at the end of a clause.
+_CLAUSE_END = r"(?=$|[\s,.!?~，。！？、…吧吗啊呢哈了啦呀])"
+SCORE_WORD = re.compile("|".join(
+    re.escape(word) + (_CLAUSE_END if word.startswith("一般") else "") for word, _ in SCORE_WORDS))
 _SCORE_VALUES = dict(SCORE_WORDS)
 _STAR_DIGITS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5}
 
