@@ -97,7 +97,8 @@ def test_order_status_needs_the_phone_tail_and_is_audited(bot, shop):
     assert "手机" in ask_tail and ("后四位" in ask_tail or "尾号" in ask_tail)
     assert "索尼" not in ask_tail  # nothing about the order before verification
     reply = chat.say(CASES["shipped"]["phone_tail"])
-    assert "索尼WH-1000XM5" in reply and "运单号" in reply
+    # "到哪了" asks where the parcel is: the logistics answer, with its latest events.
+    assert "运单号" in reply and "最新物流" in reply
     assert count(engine, AuditLog, AuditLog.conversation_id == chat.sender) >= 2
 
 
