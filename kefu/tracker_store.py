@@ -18,7 +18,10 @@ from rasa.core.tracker_store import InMemoryTrackerStore, RedisTrackerStore, SQL
 from rasa.shared.core.events import UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
+from kefu import rasa_speedups
 from kefu.shop.privacy import contains_sensitive, mask_sensitive
+
+rasa_speedups.install()
 
 
 def mask_tracker(tracker: DialogueStateTracker) -> None:

@@ -39,6 +39,9 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 from kefu.nlu import rules
 from kefu.nlu.catalogue import CatalogueMatcher, term_key
 from kefu.nlu.text import MAX_MESSAGE_CHARS, normalise
+from kefu import rasa_speedups
+
+rasa_speedups.install()
 
 logger = logging.getLogger(__name__)
 
