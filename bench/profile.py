@@ -38,6 +38,8 @@ PARTS = [
     ("action-server hop (HTTP client)", ("rasa/core/actions/action.py", "aiohttp/client", "rasa/utils/endpoints")),
     ("Sanic / asyncio / logging", ("sanic", "asyncio", "uvloop", "structlog", "logging")),
 ]
+# Leaves where a thread waits (py-spy cannot always tell a C-level wait from work).
+IDLE_LEAVES = ("serve (sanic/server/runners.py", "_worker (concurrent/futures/thread.py", "select (", "poll (")
 ACTION_PARTS = [
     ("database (SQLAlchemy + driver)", ("sqlalchemy", "sqlite3", "psycopg")),
     ("our service layer", ("kefu/shop",)),
@@ -62,7 +64,8 @@ def pid_listening_on(port: int, needle: str) -> int:
 
 def summarise(raw: Path, parts: list, title: str) -> None:
     """py-spy's raw format: one collapsed stack per line, `frame;frame;... count`.
-    Idle threads are not sampled (no --idle), so shares are of busy time."""
+    Idle threads are not sampled (no --idle) and idle event-loop leaves are
+    dropped, so shares are of busy time."""
     by_part: Counter = Counter()
     by_leaf: Counter = Counter()
     total = 0
@@ -72,6 +75,8 @@ def summarise(raw: Path, parts: list, title: str) -> None:
             continue
         n = int(count)
         frames = stack.split(";")
+        if frames[-1].startswith(IDLE_LEAVES):
+            continue
         total += n
         by_leaf[frames[-1]] += n
         for name, needles in parts:
@@ -80,7 +85,7 @@ def summarise(raw: Path, parts: list, title: str) -> None:
                 break
         else:
             by_part["other"] += n
-    print(f"\n{title}: {total} samples")
+    print(f"\n{title}: {total} busy samples")
     for name, n in by_part.most_common():
         print(f"  {100 * n / max(total, 1):5.1f}%  {name}")
     print("  busiest functions (self time):")

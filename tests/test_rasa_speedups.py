@@ -40,3 +40,19 @@ def test_install_is_idempotent():
     patched = RemoteAction._validate_action_result
     rasa_speedups.install()
     assert RemoteAction._validate_action_result is patched
+
+
+def test_event_types_resolve_as_before():
+    from rasa.shared.core.events import ActionExecuted, Event, SlotSet, UserUttered
+
+    rasa_speedups.install()
+    assert Event.resolve_by_type("slot") is SlotSet
+    assert Event.resolve_by_type("user") is UserUttered
+    assert Event.resolve_by_type("action") is ActionExecuted
+    assert Event.resolve_by_type("topic") is None
+    assert Event.resolve_by_type("no_such_event", default=SlotSet) is SlotSet
+    with pytest.raises(ValueError, match="Unknown event name"):
+        Event.resolve_by_type("no_such_event")
+    events = [{"event": "slot", "name": "order_no", "value": "1"}, {"event": "action", "name": "action_listen"}]
+    from rasa.shared.core.events import deserialise_events
+    assert [type(e) for e in deserialise_events(events)] == [SlotSet, ActionExecuted]
