@@ -4,6 +4,7 @@ tests/artifacts/ as test artifacts."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -113,3 +114,24 @@ def test_logged_in_switch_skips_the_phone_tail(browser_page):
     buttons = page.locator(".buttons button").all_inner_texts()
     assert any(CASES["delivered_2d"]["order_no"] in b for b in buttons)
     page.screenshot(path=str(ARTIFACTS / "chat-logged-in.png"), full_page=True)
+
+
+def click_reply(page, title: str) -> None:
+    before = page.locator("#messages .row.bot").count()
+    page.locator(".buttons button", has_text=title).last.click()
+    page.wait_for_function(f"document.querySelectorAll('#messages .row.bot').length > {before}", timeout=30000)
+    page.wait_for_selector("#typing", state="hidden", timeout=30000)
+
+
+def test_a_return_with_the_reason_and_confirmation_buttons(browser_page):
+    page = browser_page
+    page.wait_for_selector("#messages .row.bot .bubble", timeout=30000)
+    say(page, "我要退货")
+    say(page, CASES["delivered_2d"]["order_no"])
+    say(page, CASES["delivered_2d"]["phone_tail"])
+    assert "原因" in bot_texts(page)[-1]
+    click_reply(page, "不喜欢")
+    assert "确认" in bot_texts(page)[-1]
+    click_reply(page, "确认")
+    assert any(re.search(r"AS\d{14}", t) for t in bot_texts(page)[-2:]), bot_texts(page)[-2:]
+    page.screenshot(path=str(ARTIFACTS / "chat-return.png"), full_page=True)
