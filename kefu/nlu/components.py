@@ -198,6 +198,14 @@ class CatalogueEntityExtractor(GraphComponent, EntityExtractorMixin):
         return messages
 
 
+def _decide_intent(message: Message, name: str) -> None:
+    """Set the intent by rule, certain, at the head of the ranking."""
+    intent = {"name": name, "confidence": 1.0}
+    ranking = [intent] + [r for r in message.get("intent_ranking", []) if r.get("name") != name]
+    message.set("intent", intent, add_to_output=True)
+    message.set("intent_ranking", ranking, add_to_output=True)
+
+
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
 class BareNumberClassifier(GraphComponent):
     """A message that is nothing but a number of four digits or more answers
@@ -222,10 +230,7 @@ class BareNumberClassifier(GraphComponent):
             current = (message.get("intent") or {}).get("name")
             if current == self.INTENT:
                 continue
-            intent = {"name": self.INTENT, "confidence": 1.0}
-            ranking = [intent] + [r for r in message.get("intent_ranking", []) if r.get("name") != self.INTENT]
-            message.set("intent", intent, add_to_output=True)
-            message.set("intent_ranking", ranking, add_to_output=True)
+            _decide_intent(message, self.INTENT)
         return messages
 
 
@@ -254,10 +259,7 @@ class SensitiveDataGuard(GraphComponent):
             message.set(TEXT, mask_sensitive(text))
             if message.get(RAW_TEXT):
                 message.set(RAW_TEXT, mask_sensitive(message.get(RAW_TEXT)))
-            intent = {"name": self.INTENT, "confidence": 1.0}
-            ranking = [intent] + [r for r in message.get("intent_ranking", []) if r.get("name") != self.INTENT]
-            message.set("intent", intent, add_to_output=True)
-            message.set("intent_ranking", ranking, add_to_output=True)
+            _decide_intent(message, self.INTENT)
             # Entities found inside the number (an "order number", a "phone tail") are not real.
             message.set(ENTITIES, [e for e in message.get(ENTITIES, []) if e.get("entity") not in
                                    ("order_no", "phone_tail", "tracking_no")], add_to_output=True)
