@@ -26,8 +26,8 @@ from kefu.db.engine import make_engine
 from kefu.shop.demo import seed
 from kefu.testing import newest_model, running_servers
 
-# Parts of a turn, matched against the frames of each sampled stack (first match wins,
-# innermost frame first), so a sample inside DIET under the NLU counts as "NLU: DIET".
+# Parts of a turn, in order of precedence: a sample counts for the first part
+# that matches any frame of its stack, so DIET under the NLU counts as "NLU: DIET".
 PARTS = [
     ("NLU: DIET / TensorFlow", ("DIETClassifier", "diet_classifier", "tensorflow")),
     ("NLU: ResponseSelector", ("response_selector",)),
@@ -46,20 +46,6 @@ ACTION_PARTS = [
     ("our actions", ("actions/",)),
     ("rasa_sdk / Sanic", ("rasa_sdk", "sanic")),
 ]
-
-
-def pid_listening_on(port: int, needle: str) -> int:
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmd = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        words = [c.decode(errors="replace") for c in cmd]
-        if needle in " ".join(words) and str(port) in words:
-            return int(proc.name)
-    raise RuntimeError(f"no process with {needle!r} on port {port}")
 
 
 def summarise(raw: Path, parts: list, title: str) -> None:
@@ -118,14 +104,12 @@ def main() -> int:
     seed(make_engine(f"sqlite:///{database}"), orders=1000)
     out = Path(tempfile.mkdtemp(prefix="kefu-profile-"))
     with running_servers(model, f"sqlite:///{database}") as servers:
-        rasa_pid = pid_listening_on(int(servers.rasa_url.rsplit(":", 1)[1]), "rasa run --enable-api")
-        actions_pid = pid_listening_on(int(servers.actions_url.rsplit(":", 1)[1]), "rasa run actions")
         duration = str(int(args.seconds + 60))
         spies = [
             subprocess.Popen([args.py_spy, "record", "--nonblocking", "-r", "200", "-d", duration, "-f", "raw",
                               "-o", str(out / f"{name}.txt"), "-p", str(pid)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            for name, pid in (("rasa", rasa_pid), ("actions", actions_pid))
+            for name, pid in (("rasa", servers.rasa_pid), ("actions", servers.actions_pid))
         ]
         time.sleep(2)
         started = time.monotonic()

@@ -54,6 +54,8 @@ class Servers:
     actions_url: str
     database_url: str
     workdir: Path
+    rasa_pid: int = 0
+    actions_pid: int = 0
 
     def post_json(self, path: str, payload: dict, timeout: float = 30) -> object:
         request = urllib.request.Request(
@@ -113,7 +115,8 @@ def running_servers(model: Path, database_url: str, *, extra_env: dict | None = 
         processes.append(rasa)
         wait_for(f"http://127.0.0.1:{actions_port}/health", actions, actions_log)
         wait_for(f"http://127.0.0.1:{rasa_port}/", rasa, rasa_log)
-        yield Servers(f"http://127.0.0.1:{rasa_port}", f"http://127.0.0.1:{actions_port}", database_url, workdir)
+        yield Servers(f"http://127.0.0.1:{rasa_port}", f"http://127.0.0.1:{actions_port}", database_url, workdir,
+                      rasa_pid=rasa.pid, actions_pid=actions.pid)
     finally:
         for process in processes:
             _stop(process)
