@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import QueuePool
 
 from kefu.db.models import Base, SchemaVersion
 
@@ -94,6 +95,10 @@ def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            # SQLAlchemy 1.4 opens a new file connection per session (NullPool):
+            # with the pragmas, connect and close were most of the action
+            # server's time per call (BENCHMARKS.md). Pooled, as in SQLAlchemy 2.0.
+            kwargs.update(poolclass=QueuePool, pool_size=5, max_overflow=10)
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 5}
     else:
         kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10, pool_recycle=1800)
