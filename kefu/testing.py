@@ -88,14 +88,17 @@ def _stop(process: subprocess.Popen) -> None:
 
 @contextmanager
 def running_servers(model: Path, database_url: str, *, extra_env: dict | None = None,
-                    rasa_args: tuple[str, ...] = ()) -> Iterator[Servers]:
-    """Action server + `rasa run --enable-api` against `database_url`."""
+                    rasa_args: tuple[str, ...] = (), stores: str | None = None) -> Iterator[Servers]:
+    """Action server + `rasa run --enable-api` against `database_url`.
+
+    `stores` is endpoints.yml text for the tracker store (and lock store);
+    the default keeps conversations in memory."""
     workdir = Path(tempfile.mkdtemp(prefix="kefu-servers-"))
     actions_port, rasa_port = free_port(), free_port()
     env = {**os.environ, "DATABASE_URL": database_url, **(extra_env or {})}
     (workdir / "endpoints.yml").write_text(
         f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n  enable_selective_domain: true\n'
-        "tracker_store:\n  type: kefu.tracker_store.MaskingInMemoryTrackerStore\n",
+        + (stores or "tracker_store:\n  type: kefu.tracker_store.MaskingInMemoryTrackerStore\n"),
         encoding="utf-8",
     )
     actions_log, rasa_log = workdir / "actions.log", workdir / "rasa.log"

@@ -1,54 +1,334 @@
-"""Tracker stores that never keep a bank card or ID number.
+"""Tracker stores that never keep a bank card or ID number, and whose cost
+per turn does not grow with the stored conversation.
 
 The customer's message reaches the tracker before any NLU component can
-change it, so masking happens where the conversation is stored: these
-stores mask user texts (and their parse data) before every save. Configure
-one in endpoints.yml, for example::
+change it, so masking happens where the conversation is stored: user texts
+(and their parse data) are masked before they are saved.
+
+Rasa's own in-memory and Redis stores keep a conversation as one JSON
+document: every turn deserialises all of it (every earlier session too) and
+serialises it again, the Redis store even twice to merge. Ours keep an
+append-only log of events, one JSON text per event, with the position of
+the last `session_started`:
+
+* `retrieve` reads the current session only (what Rasa's SQL store does);
+  `retrieve_full_tracker` reads everything;
+* `save` appends only the events the tracker gained since it was read;
+* each Rasa process keeps the trackers of its recent conversations alive
+  and hands one out again when the stored log has not changed since
+  (checked with a version counter: one Redis round trip instead of
+  deserialising the session). With several Sanic workers a conversation
+  that moves to another worker is simply read from Redis there.
+
+A tracker that was not read from this store (a new conversation, or one
+replaced through the HTTP API) replaces the stored log, as Rasa's stores do.
+
+Configure one in endpoints.yml, for example::
 
     tracker_store:
-      type: kefu.tracker_store.MaskingSQLTrackerStore
-      dialect: postgresql
-      ...
+      type: kefu.tracker_store.MaskingRedisTrackerStore
+      url: localhost
+      port: 6379
+      db: 0
 """
 from __future__ import annotations
 
-from typing import Any
+import itertools
+import json
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Iterable, Optional, Sequence
 
-from rasa.core.tracker_store import InMemoryTrackerStore, RedisTrackerStore, SQLTrackerStore
-from rasa.shared.core.events import UserUttered
+from rasa.core.tracker_store import SQLTrackerStore, TrackerStore
+from rasa.shared.core.conversation import Dialogue
+from rasa.shared.core.events import Event, SessionStarted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from kefu import rasa_speedups
 from kefu.shop.privacy import contains_sensitive, mask_sensitive
 
 rasa_speedups.install()
+logger = logging.getLogger(__name__)
+
+DEFAULT_LIVE_TRACKERS = 1000
 
 
-def mask_tracker(tracker: DialogueStateTracker) -> None:
-    for event in tracker.events:
+def mask_events(events: Iterable[Event]) -> None:
+    for event in events:
         if isinstance(event, UserUttered) and event.text and contains_sensitive(event.text):
             event.text = mask_sensitive(event.text)
             parse_data: dict[str, Any] = getattr(event, "parse_data", None) or {}
             if isinstance(parse_data.get("text"), str):
                 parse_data["text"] = mask_sensitive(parse_data["text"])
+
+
+def mask_tracker(tracker: DialogueStateTracker, events: Optional[Sequence[Event]] = None) -> None:
+    """Masks `events` (all of the tracker's by default) and the latest message."""
+    mask_events(tracker.events if events is None else events)
     latest = tracker.latest_message
     if latest is not None and latest.text and contains_sensitive(latest.text):
         latest.text = mask_sensitive(latest.text)
 
 
-class MaskingInMemoryTrackerStore(InMemoryTrackerStore):
+@dataclass(frozen=True)
+class StoredLog:
+    version: int
+    offset: int          # position in the log of the first event read
+    texts: list[str]
+
+
+@dataclass(frozen=True)
+class _ReadMark:
+    """Remembered on a tracker read from the store: what of it is stored."""
+    version: int
+    offset: int
+    stored_events: int
+    current_session: bool
+
+
+class EventLog:
+    """One conversation's events as JSON texts, with a version counter that
+    changes on every write and the position of the last session start."""
+
+    def version(self, sender_id: str) -> Optional[int]:
+        raise NotImplementedError
+
+    def read(self, sender_id: str, current_session: bool) -> Optional[StoredLog]:
+        raise NotImplementedError
+
+    def append(self, sender_id: str, texts: list[str], session_start: Optional[int]) -> tuple[int, int]:
+        """Appends; returns (new version, length before the append)."""
+        raise NotImplementedError
+
+    def replace(self, sender_id: str, texts: list[str], session_start: int) -> int:
+        raise NotImplementedError
+
+    def senders(self) -> list[str]:
+        raise NotImplementedError
+
+
+class MemoryEventLog(EventLog):
+    def __init__(self) -> None:
+        self._logs: dict[str, tuple[int, int, list[str]]] = {}   # version, session start, texts
+
+    def version(self, sender_id: str) -> Optional[int]:
+        stored = self._logs.get(sender_id)
+        return stored[0] if stored else None
+
+    def read(self, sender_id: str, current_session: bool) -> Optional[StoredLog]:
+        stored = self._logs.get(sender_id)
+        if stored is None:
+            return None
+        version, session_start, texts = stored
+        offset = session_start if current_session else 0
+        return StoredLog(version, offset, texts[offset:])
+
+    def append(self, sender_id, texts, session_start):
+        version, old_start, stored = self._logs.get(sender_id, (0, 0, []))
+        length_before = len(stored)
+        stored.extend(texts)
+        self._logs[sender_id] = (version + 1, old_start if session_start is None else session_start, stored)
+        return version + 1, length_before
+
+    def replace(self, sender_id, texts, session_start):
+        version = self._logs.get(sender_id, (0, 0, []))[0] + 1
+        self._logs[sender_id] = (version, session_start, list(texts))
+        return version
+
+    def senders(self) -> list[str]:
+        return list(self._logs)
+
+
+class RedisEventLog(EventLog):
+    """`{prefix}meta:{sender}` is a hash (version, session_start),
+    `{prefix}events:{sender}` the list of events; both expire together when
+    `record_exp` (seconds) is set."""
+
+    _READ = """
+    local meta = redis.call('HMGET', KEYS[1], 'version', 'session_start')
+    if not meta[1] then return false end
+    local start = 0
+    if ARGV[1] == '1' and meta[2] then start = tonumber(meta[2]) end
+    return {meta[1], start, redis.call('LRANGE', KEYS[2], start, -1)}
+    """
+
+    def __init__(self, client: Any, key_prefix: str, record_exp: Optional[float]) -> None:
+        self._redis = client
+        self._prefix = key_prefix
+        self._expire = int(record_exp) if record_exp else None
+        self._read_script = client.register_script(self._READ)
+
+    def _keys(self, sender_id: str) -> tuple[str, str]:
+        return f"{self._prefix}meta:{sender_id}", f"{self._prefix}events:{sender_id}"
+
+    def version(self, sender_id):
+        value = self._redis.hget(self._keys(sender_id)[0], "version")
+        return int(value) if value is not None else None
+
+    def read(self, sender_id, current_session):
+        stored = self._read_script(keys=list(self._keys(sender_id)), args=["1" if current_session else "0"])
+        if not stored:
+            return None
+        version, offset, texts = stored
+        return StoredLog(int(version), int(offset), [t.decode() if isinstance(t, bytes) else t for t in texts])
+
+    def append(self, sender_id, texts, session_start):
+        return self._write(sender_id, texts, session_start, replace=False)
+
+    def replace(self, sender_id, texts, session_start):
+        return self._write(sender_id, texts, session_start, replace=True)[0]
+
+    def _write(self, sender_id, texts, session_start, replace: bool) -> tuple[int, int]:
+        meta, events = self._keys(sender_id)
+        pipe = self._redis.pipeline(transaction=True)
+        if replace:
+            pipe.delete(events)
+        else:
+            pipe.llen(events)
+        if texts:
+            pipe.rpush(events, *texts)
+        if session_start is not None:
+            pipe.hset(meta, "session_start", session_start)
+        pipe.hincrby(meta, "version", 1)
+        if self._expire:
+            pipe.expire(meta, self._expire)
+            pipe.expire(events, self._expire)
+        results = pipe.execute()
+        version = results[1 + bool(texts) + (session_start is not None)]
+        return int(version), 0 if replace else int(results[0])
+
+    def senders(self):
+        meta_prefix = f"{self._prefix}meta:"
+        return [key[len(meta_prefix):] if isinstance(key, str) else key.decode()[len(meta_prefix):]
+                for key in self._redis.scan_iter(match=f"{meta_prefix}*")]
+
+
+def _last_session_start(events: Sequence[Event], base: int) -> Optional[int]:
+    for index in range(len(events) - 1, -1, -1):
+        if isinstance(events[index], SessionStarted):
+            return base + index
+    return None
+
+
+class EventLogTrackerStore(TrackerStore):
+    """The tracker store described in the module docstring, over any EventLog."""
+
+    def __init__(self, domain, event_log: EventLog, event_broker=None,
+                 live_trackers: int = DEFAULT_LIVE_TRACKERS, **kwargs: Any) -> None:
+        self.event_log = event_log
+        self._live: OrderedDict[str, DialogueStateTracker] = OrderedDict()
+        self._live_limit = int(live_trackers)
+        super().__init__(domain, event_broker, **kwargs)
+
+    # -- reading -----------------------------------------------------------
+    async def retrieve(self, sender_id: str) -> Optional[DialogueStateTracker]:
+        live = self._live.get(sender_id)
+        if live is not None:
+            mark: _ReadMark = live._kefu_read_mark  # type: ignore[attr-defined]
+            # Unchanged in the store, and nothing added to it since it was saved.
+            if mark.version == self.event_log.version(sender_id) and len(live.events) == mark.stored_events:
+                self._live.move_to_end(sender_id)
+                return live
+            del self._live[sender_id]
+        return self._read(sender_id, current_session=True)
+
+    async def retrieve_full_tracker(self, sender_id: str) -> Optional[DialogueStateTracker]:
+        return self._read(sender_id, current_session=False)
+
+    def _read(self, sender_id: str, current_session: bool) -> Optional[DialogueStateTracker]:
+        stored = self.event_log.read(sender_id, current_session)
+        if stored is None:
+            logger.debug("no stored conversation %r", sender_id)
+            return None
+        events = [Event.from_parameters(json.loads(text)) for text in stored.texts]
+        tracker = self.init_tracker(sender_id)
+        tracker.recreate_from_dialogue(Dialogue(sender_id, events))
+        tracker._kefu_read_mark = _ReadMark(stored.version, stored.offset, len(events), current_session)  # type: ignore[attr-defined]
+        if current_session:
+            self._keep_alive(tracker)
+        return tracker
+
+    def _keep_alive(self, tracker: DialogueStateTracker) -> None:
+        if self._live_limit <= 0:
+            return
+        self._live[tracker.sender_id] = tracker
+        self._live.move_to_end(tracker.sender_id)
+        while len(self._live) > self._live_limit:
+            self._live.popitem(last=False)
+
+    async def keys(self) -> Iterable[str]:
+        return self.event_log.senders()
+
+    # -- writing -----------------------------------------------------------
     async def save(self, tracker: DialogueStateTracker) -> None:
+        mark: Optional[_ReadMark] = getattr(tracker, "_kefu_read_mark", None)
+        sender_id = tracker.sender_id
+        if mark is None or tracker.events.maxlen is not None or len(tracker.events) < mark.stored_events:
+            await self._replace(tracker)
+            return
+        new_events = list(itertools.islice(tracker.events, mark.stored_events, None))
+        mask_tracker(tracker, new_events)
+        texts = [json.dumps(event.as_dict(), ensure_ascii=False) for event in new_events]
+        expected = mark.offset + mark.stored_events
+        version, length_before = self.event_log.append(sender_id, texts, _last_session_start(new_events, expected))
+        if length_before != expected:
+            # Another writer got in between (the lock store should prevent
+            # it); nothing is lost: our events go after theirs.
+            logger.warning("conversation %r changed while a turn was running (%d stored events, expected %d)",
+                           sender_id, length_before, expected)
+        await self._publish(sender_id, new_events)
+        tracker._kefu_read_mark = _ReadMark(version, mark.offset, len(tracker.events), mark.current_session)  # type: ignore[attr-defined]
+        session_start = _last_session_start(new_events, len(tracker.events) - len(new_events))
+        older_sessions_held = session_start is not None and session_start > 0
+        if mark.current_session and length_before == expected and not older_sessions_held:
+            self._keep_alive(tracker)
+        else:
+            # A new session began in this tracker (the next turn should see
+            # that session only), or the log changed under us: read it again.
+            self._live.pop(sender_id, None)
+
+    async def _replace(self, tracker: DialogueStateTracker) -> None:
+        await self.stream_events(tracker)
         mask_tracker(tracker)
-        await super().save(tracker)
+        events = list(tracker.events)
+        texts = [json.dumps(event.as_dict(), ensure_ascii=False) for event in events]
+        session_start = _last_session_start(events, 0) or 0
+        version = self.event_log.replace(tracker.sender_id, texts, session_start)
+        self._live.pop(tracker.sender_id, None)
+        if tracker.events.maxlen is None:
+            # The whole log is in this tracker: it is read from offset 0.
+            tracker._kefu_read_mark = _ReadMark(version, 0, len(events), session_start == 0)  # type: ignore[attr-defined]
+
+    async def _publish(self, sender_id: str, events: list[Event]) -> None:
+        if self.event_broker is not None and events:
+            await self._stream_new_events(self.event_broker, events, sender_id)
+
+
+class MaskingInMemoryTrackerStore(EventLogTrackerStore):
+    """Conversations in this process's memory (lost on restart)."""
+
+    def __init__(self, domain, event_broker=None, live_trackers: int = DEFAULT_LIVE_TRACKERS, **kwargs: Any) -> None:
+        super().__init__(domain, MemoryEventLog(), event_broker, live_trackers=live_trackers, **kwargs)
+
+
+class MaskingRedisTrackerStore(EventLogTrackerStore):
+    """Conversations in Redis, shared by every Rasa worker and process."""
+
+    def __init__(self, domain, host: str = "localhost", port: int = 6379, db: int = 0,
+                 username: Optional[str] = None, password: Optional[str] = None, event_broker=None,
+                 record_exp: Optional[float] = None, key_prefix: Optional[str] = None, use_ssl: bool = False,
+                 live_trackers: int = DEFAULT_LIVE_TRACKERS, **kwargs: Any) -> None:
+        import redis
+
+        client = redis.StrictRedis(host=host, port=int(port), db=int(db), username=username, password=password,
+                                   ssl=use_ssl, decode_responses=True)
+        prefix = f"{key_prefix}:kefu:tracker:" if key_prefix else "kefu:tracker:"
+        super().__init__(domain, RedisEventLog(client, prefix, record_exp), event_broker,
+                         live_trackers=live_trackers, **kwargs)
 
 
 class MaskingSQLTrackerStore(SQLTrackerStore):
-    async def save(self, tracker: DialogueStateTracker) -> None:
-        mask_tracker(tracker)
-        await super().save(tracker)
-
-
-class MaskingRedisTrackerStore(RedisTrackerStore):
     async def save(self, tracker: DialogueStateTracker) -> None:
         mask_tracker(tracker)
         await super().save(tracker)

@@ -1,0 +1,212 @@
+"""The event-log tracker stores: what is stored and read back (current
+session, all sessions, masked card numbers), append-only writes, and when a
+live tracker may be handed out again. Each test runs on the in-memory log
+and on the loopback Redis (skipped, with the reason, when Redis does not
+answer)."""
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+
+import pytest
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, SlotSet, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+
+from kefu.tracker_store import MaskingInMemoryTrackerStore, MaskingRedisTrackerStore
+
+REDIS_URL = os.environ.get("KEFU_TEST_REDIS_HOST", "127.0.0.1")
+DOMAIN = Domain.from_yaml("""
+version: "3.1"
+intents: [greet, query_order]
+slots:
+  order_no:
+    type: text
+    mappings: [{type: custom}]
+responses:
+  utter_greet: [{text: 您好}]
+""")
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def _redis_store(**kwargs):
+    import redis
+
+    client = redis.StrictRedis(host=REDIS_URL, port=6379, db=15, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means: skip, with the reason
+        pytest.skip(f"Redis not reachable at {REDIS_URL}:6379: {exc}")
+    prefix = f"test{uuid.uuid4().hex[:8]}"
+    store = MaskingRedisTrackerStore(DOMAIN, host=REDIS_URL, db=15, key_prefix=prefix, **kwargs)
+    store._test_cleanup = lambda: [client.delete(k) for k in client.scan_iter(match=f"{prefix}:*")]
+    return store
+
+
+@pytest.fixture(params=["memory", "redis"])
+def make_store(request):
+    made = []
+
+    def factory(**kwargs):
+        store = MaskingInMemoryTrackerStore(DOMAIN, **kwargs) if request.param == "memory" else _redis_store(**kwargs)
+        made.append(store)
+        return store
+
+    yield factory
+    for store in made:
+        getattr(store, "_test_cleanup", lambda: None)()
+
+
+def two_stores_sharing_a_log(make_store):
+    """Two stores over one log, as two Rasa workers over one Redis."""
+    first = make_store()
+    second = make_store()
+    second.event_log = first.event_log
+    return first, second
+
+
+def turn(tracker: DialogueStateTracker, text: str, order_no: str | None = None) -> None:
+    tracker.update(UserUttered(text, {"name": "query_order", "confidence": 1.0}))
+    if order_no:
+        tracker.update(SlotSet("order_no", order_no))
+    tracker.update(ActionExecuted("utter_greet"))
+    tracker.update(BotUttered("您好"))
+    tracker.update(ActionExecuted("action_listen"))
+
+
+def new_conversation(store, sender: str) -> DialogueStateTracker:
+    tracker = run(store.get_or_create_tracker(sender))
+    tracker.update(ActionExecuted("action_session_start"))
+    tracker.update(SessionStarted())
+    tracker.update(ActionExecuted("action_listen"))
+    return tracker
+
+
+def stored_texts(store, sender):
+    return store.event_log.read(sender, current_session=False).texts
+
+
+def test_a_conversation_is_stored_and_read_back(make_store):
+    store = make_store()
+    tracker = new_conversation(store, "alice")
+    turn(tracker, "查订单", "2026000000000001")
+    run(store.save(tracker))
+    store._live.clear()  # read it from the log, as a fresh process would
+    again = run(store.retrieve("alice"))
+    assert again is not tracker
+    # action_listen and action_session_start came before the session began.
+    assert list(again.events) == list(tracker.events)[2:]
+    assert list(run(store.retrieve_full_tracker("alice")).events) == list(tracker.events)
+    assert again.get_slot("order_no") == "2026000000000001"
+    assert again.latest_message.text == "查订单"
+
+
+def test_only_new_events_are_appended(make_store):
+    store = make_store()
+    tracker = new_conversation(store, "bob")
+    turn(tracker, "你好")
+    run(store.save(tracker))
+    before = stored_texts(store, "bob")
+    tracker = run(store.retrieve("bob"))
+    turn(tracker, "谢谢")
+    run(store.save(tracker))
+    after = stored_texts(store, "bob")
+    assert after[: len(before)] == before
+    assert len(after) == len(before) + 4
+
+
+def test_card_numbers_are_masked_before_they_are_stored(make_store):
+    store = make_store()
+    tracker = new_conversation(store, "carol")
+    turn(tracker, "我的卡号是6222021234567890128")
+    run(store.save(tracker))
+    stored = "".join(stored_texts(store, "carol"))
+    assert "6222021234567890128" not in stored
+    assert "6222***********0128" in stored
+    assert tracker.latest_message.text == "我的卡号是6222***********0128"
+
+
+def test_a_returning_customer_is_read_from_the_last_session_only(make_store):
+    store = make_store()
+    tracker = new_conversation(store, "dave")
+    for _ in range(20):
+        turn(tracker, "你好")
+    run(store.save(tracker))
+    tracker = run(store.retrieve("dave"))
+    tracker.update(ActionExecuted("action_session_start"))
+    tracker.update(SessionStarted())
+    tracker.update(ActionExecuted("action_listen"))
+    turn(tracker, "又来了")
+    run(store.save(tracker))
+
+    current = run(store.retrieve("dave"))
+    assert isinstance(current.events[0], SessionStarted)
+    assert len(current.events) == 6
+    # `tracker` was read from the first session's start: two events before it.
+    full = run(store.retrieve_full_tracker("dave"))
+    assert len(full.events) == len(tracker.events) + 2
+    # A turn on the current session appends after everything stored.
+    turn(current, "再见")
+    run(store.save(current))
+    assert len(stored_texts(store, "dave")) == len(tracker.events) + 2 + 4
+
+
+def test_an_unchanged_conversation_hands_out_the_live_tracker(make_store):
+    store = make_store()
+    run(store.save(new_conversation(store, "erin")))
+    # The first turn began the session: the next read is of that session only.
+    tracker = run(store.retrieve("erin"))
+    assert isinstance(tracker.events[0], SessionStarted)
+    turn(tracker, "你好")
+    run(store.save(tracker))
+    assert run(store.retrieve("erin")) is tracker
+
+
+def test_a_tracker_changed_but_not_saved_is_not_handed_out(make_store):
+    store = make_store()
+    run(store.save(new_conversation(store, "frank")))
+    tracker = run(store.retrieve("frank"))
+    run(store.save(tracker))
+    assert run(store.retrieve("frank")) is tracker
+    turn(tracker, "半路出错的一轮")          # a turn that failed before it was saved
+    again = run(store.retrieve("frank"))
+    assert again is not tracker
+    assert len(again.events) == len(tracker.events) - 4
+
+
+def test_a_conversation_written_by_another_worker_is_read_again(make_store):
+    worker_a, worker_b = two_stores_sharing_a_log(make_store)
+    run(worker_a.save(new_conversation(worker_a, "grace")))
+    tracker = run(worker_a.retrieve("grace"))
+    run(worker_a.save(tracker))
+    assert run(worker_a.retrieve("grace")) is tracker
+    on_b = run(worker_b.retrieve("grace"))
+    turn(on_b, "在另一个进程")
+    run(worker_b.save(on_b))
+    on_a = run(worker_a.retrieve("grace"))
+    assert on_a is not tracker
+    assert on_a.latest_message.text == "在另一个进程"
+
+
+def test_a_tracker_not_read_from_the_store_replaces_the_conversation(make_store):
+    store = make_store()
+    tracker = new_conversation(store, "heidi")
+    turn(tracker, "你好")
+    run(store.save(tracker))
+    replacement = DialogueStateTracker.from_events("heidi", [ActionExecuted("action_listen")], slots=DOMAIN.slots)
+    run(store.save(replacement))
+    assert stored_texts(store, "heidi") == [stored_texts(store, "heidi")[0]]
+    assert len(run(store.retrieve("heidi")).events) == 1
+
+
+def test_the_live_tracker_cache_is_bounded(make_store):
+    store = make_store(live_trackers=2)
+    for sender in ("a", "b", "c"):
+        run(store.save(new_conversation(store, sender)))
+        run(store.save(run(store.retrieve(sender))))
+    assert list(store._live) == ["b", "c"]
+    assert sorted(run(store.keys())) == ["a", "b", "c"]
