@@ -14,11 +14,28 @@ without changing what Rasa does:
   The type name → class map is cached, rebuilt when a name is not found
   (a class imported later), and the first match wins as before.
 
+* Every policy prediction (several per turn) rebuilds the dialogue states
+  of the whole conversation: `Domain.states_for_tracker_history` replays
+  every event into a fresh tracker and builds a state at every action. For
+  trackers that our tracker store keeps alive between turns, the states
+  are kept with the tracker and only the events added since the last call
+  are replayed; when Rasa's `applied_events` rewrites history (a form
+  rewinding its own turns, an undo), the states before the first changed
+  event are kept and the rest are rebuilt. The states returned are copies,
+  equal to what Rasa computes (tests/test_rasa_speedups.py checks this on
+  every prefix of the recorded conversation tests).
+* `DialogueStateTracker.applied_events` walks the whole conversation, and
+  is called many times per turn. For the same live trackers the result is
+  kept and extended with the new events, unless a new event names a loop
+  not seen before (which can change how earlier events are read): then it
+  is computed again from the start.
+
 Installed when the Rasa server imports our NLU components or tracker store
 (both always load with this project's config); installing twice is a no-op.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 from typing import Any, Dict, Text
 
@@ -55,6 +72,8 @@ def install() -> None:
 
     RemoteAction._validate_action_result = _validate_action_result
     _cache_event_types()
+    _cache_dialogue_states()
+    _cache_applied_events()
     _INSTALLED = True
     logger.debug("action-server responses are validated with a cached JSON schema validator")
 
@@ -81,3 +100,146 @@ def _cache_event_types() -> None:
         return original(type_name, default)
 
     Event.resolve_by_type = staticmethod(resolve_by_type)
+
+
+class _StatesCache:
+    """The states of one live tracker's history, for one set of arguments."""
+
+    def __init__(self) -> None:
+        self.events: list = []        # the applied events replayed so far
+        self.replay: Any = None       # a tracker with exactly those events applied
+        # One entry per ActionExecuted replayed: (position in `events`,
+        # state or None when the turn is hidden, the two loop variables after it).
+        self.turns: list = []
+
+
+def _copy_states(states: list) -> list:
+    """Copies of the states for the caller to change, with the sub-states
+    that Rasa shares between states still shared among the copies."""
+    copies: Dict[int, Any] = {}
+    return [{key: copies.setdefault(id(sub), dict(sub)) if isinstance(sub, dict) else sub
+             for key, sub in state.items()} for state in states]
+
+
+def _cache_dialogue_states() -> None:
+    from rasa.shared.core import constants
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import ActionExecuted
+
+    original = Domain.states_for_tracker_history
+
+    def state_at(domain, tracker, hide_rule_turn, previous, loop, omit_unset_slots, ignore_rule_only_turns,
+                 rule_only_data):
+        """The body of Rasa's loop in `states_for_tracker_history` for one turn:
+        returns (state or None when hidden, new loop variables)."""
+        last_ml_action_sub_state, turn_was_hidden = loop
+        if ignore_rule_only_turns:
+            if not turn_was_hidden:
+                last_ml_action_sub_state = domain._get_prev_action_sub_state(tracker)
+            if not tracker.followup_action and not tracker.latest_action_name == tracker.active_loop_name:
+                turn_was_hidden = hide_rule_turn
+            if turn_was_hidden:
+                return None, (last_ml_action_sub_state, turn_was_hidden)
+        state = domain.get_active_state(tracker, omit_unset_slots=omit_unset_slots)
+        if ignore_rule_only_turns:
+            domain._remove_rule_only_features(state, rule_only_data)
+            if previous is not None:
+                domain._substitute_rule_only_user_input(state, previous)
+            if last_ml_action_sub_state:
+                state[constants.PREVIOUS_ACTION] = last_ml_action_sub_state
+        return domain._clean_state(state), (last_ml_action_sub_state, turn_was_hidden)
+
+    def states_for_tracker_history(self, tracker, omit_unset_slots=False, ignore_rule_only_turns=False,
+                                   rule_only_data=None):
+        caches = getattr(tracker, "_kefu_states", None)
+        if caches is None:
+            if not hasattr(tracker, "_kefu_read_mark"):  # not a live tracker of our store
+                return original(self, tracker, omit_unset_slots, ignore_rule_only_turns, rule_only_data)
+            caches = tracker._kefu_states = {}
+        key = (id(self), omit_unset_slots, ignore_rule_only_turns, repr(rule_only_data))
+        cache = caches.get(key)
+        if cache is None:
+            cache = caches[key] = _StatesCache()
+        applied = tracker.applied_events()
+
+        kept = 0
+        for old, new in zip(cache.events, applied):
+            if old is not new:
+                break
+            kept += 1
+        if cache.replay is None or kept < len(cache.events):
+            cache.turns = [turn for turn in cache.turns if turn[0] < kept]
+            cache.replay = tracker.init_copy()
+            for event in applied[:kept]:
+                cache.replay.update(event)
+        loop = cache.turns[-1][2] if cache.turns else (None, False)
+        previous = next((turn[1] for turn in reversed(cache.turns) if turn[1] is not None), None)
+        for position in range(kept, len(applied)):
+            event = applied[position]
+            if isinstance(event, ActionExecuted):
+                state, loop = state_at(self, cache.replay, event.hide_rule_turn, previous, loop,
+                                       omit_unset_slots, ignore_rule_only_turns, rule_only_data)
+                cache.turns.append((position, state, loop))
+                if state is not None:
+                    previous = state
+            cache.replay.update(event)
+        cache.events = list(applied)
+        final, _ = state_at(self, cache.replay, False, previous, loop,
+                            omit_unset_slots, ignore_rule_only_turns, rule_only_data)
+        states = [turn[1] for turn in cache.turns if turn[1] is not None]
+        if final is not None:
+            states.append(final)
+        return _copy_states(states)
+
+    Domain.states_for_tracker_history = states_for_tracker_history
+
+
+def _cache_applied_events() -> None:
+    from rasa.shared.core.events import ActionExecuted, ActionReverted, ActiveLoop, Restarted, SessionStarted
+    from rasa.shared.core.events import UserUtteranceReverted
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    original = DialogueStateTracker.applied_events
+
+    def apply(tracker, events, applied: list, loop_names: set) -> list:
+        """Rasa's loop in `applied_events`, continued from `applied`."""
+        for event in events:
+            if isinstance(event, (Restarted, SessionStarted)):
+                applied = []
+            elif isinstance(event, ActionReverted):
+                tracker._undo_till_previous(ActionExecuted, applied)
+            elif isinstance(event, UserUtteranceReverted):
+                tracker._undo_till_previous(UserUttered, applied)
+                tracker._undo_till_previous(ActionExecuted, applied)
+            elif (isinstance(event, ActionExecuted) and event.action_name in loop_names
+                  and not tracker._first_loop_execution_or_unhappy_path(event.action_name, applied)):
+                tracker._undo_till_previous_loop_execution(event.action_name, applied)
+            else:
+                applied.append(event)
+        return applied
+
+    from rasa.shared.core.events import UserUttered
+
+    def applied_events(self):
+        if not hasattr(self, "_kefu_read_mark"):  # not a live tracker of our store
+            return original(self)
+        events = self.events
+        count = len(events)
+        cached = getattr(self, "_kefu_applied", None)
+        if cached is not None:
+            done, last, applied, loop_names = cached
+            unchanged_prefix = done == 0 or (done <= count and events[done - 1] is last)
+            if unchanged_prefix and done == count:
+                return list(applied)
+            if unchanged_prefix:
+                new = list(itertools.islice(events, done, None))
+                if {e.name for e in new if isinstance(e, ActiveLoop) and e.name} <= loop_names:
+                    applied = apply(self, new, applied, loop_names)
+                    self._kefu_applied = (count, events[-1], applied, loop_names)
+                    return list(applied)
+        loop_names = {e.name for e in events if isinstance(e, ActiveLoop) and e.name}
+        applied = apply(self, events, [], loop_names)
+        self._kefu_applied = (count, events[-1] if count else None, applied, loop_names)
+        return list(applied)
+
+    DialogueStateTracker.applied_events = applied_events
