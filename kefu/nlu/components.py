@@ -8,6 +8,8 @@
 - CatalogueEntityExtractor: product, brand and category from the catalogue
   (kefu.nlu.catalogue), built at training time from the lookup tables and
   synonyms of data/catalogue.yml and persisted in the model.
+- RetrievalIntentResponseSelector: Rasa's ResponseSelector, run only on
+  messages whose intent is its retrieval intent.
 - BareNumberClassifier: a message that is only a number answers a question.
 - SensitiveDataGuard: bank card and ID numbers are flagged and masked.
 """
@@ -23,6 +25,7 @@ from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.extractors.extractor import EntityExtractorMixin
+from rasa.nlu.selectors.response_selector import ResponseSelector
 from rasa.shared.nlu.constants import (
     ENTITIES,
     ENTITY_ATTRIBUTE_CONFIDENCE,
@@ -204,6 +207,25 @@ def _decide_intent(message: Message, name: str) -> None:
     ranking = [intent] + [r for r in message.get("intent_ranking", []) if r.get("name") != name]
     message.set("intent", intent, add_to_output=True)
     message.set("intent_ranking", ranking, add_to_output=True)
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True)
+class RetrievalIntentResponseSelector(ResponseSelector):
+    """Rasa's ResponseSelector, trained the same way, that selects a response
+    only for messages classified as its retrieval intent (`faq`). Its answer
+    is used only when the bot runs `utter_faq`, which only the faq intent
+    triggers; the stock component ran its TensorFlow model on every message
+    (a tenth of the Rasa server's time per turn, BENCHMARKS.md). Other
+    messages carry no `response_selector` result. Without a configured
+    `retrieval_intent` it behaves exactly like the stock component."""
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        if not self.retrieval_intent:
+            return super().process(messages)
+        retrieval = [m for m in messages if (m.get("intent") or {}).get("name") == self.retrieval_intent]
+        if retrieval:
+            super().process(retrieval)
+        return messages
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
