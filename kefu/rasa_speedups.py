@@ -29,6 +29,21 @@ without changing what Rasa does:
   kept and extended with the new events, unless a new event names a loop
   not seen before (which can change how earlier events are read): then it
   is computed again from the start.
+* `DialogueStateTracker.copy`, which Rasa calls before every action it
+  runs, replays every event into a new tracker. For the same live trackers
+  the copy takes the tracker's current state instead (the state that
+  replaying its events produces: the state of a tracker changes only
+  through its events), with its own events list, slots and active loop.
+
+One opt-in change of what Rasa sends: with `kefu_recent_user_turns: N` on
+the `action_endpoint` in endpoints.yml, the action server receives the
+events of the last N user turns instead of every event of the
+conversation (slots, latest message, active loop and the rest of the
+tracker are sent as before). Encoding and decoding the whole history for
+each of the three or four action calls of a turn was the largest part of
+a long conversation's turn (BENCHMARKS.md). Our actions look back at most
+two user turns (action_fallback); rasa_sdk's forms only at the events after
+the latest user message.
 
 Installed when the Rasa server imports our NLU components or tracker store
 (both always load with this project's config); installing twice is a no-op.
@@ -74,6 +89,8 @@ def install() -> None:
     _cache_event_types()
     _cache_dialogue_states()
     _cache_applied_events()
+    _send_recent_events_to_actions()
+    _copy_without_replay()
     _INSTALLED = True
     logger.debug("action-server responses are validated with a cached JSON schema validator")
 
@@ -243,3 +260,79 @@ def _cache_applied_events() -> None:
         return list(applied)
 
     DialogueStateTracker.applied_events = applied_events
+
+
+RECENT_USER_TURNS = "kefu_recent_user_turns"
+
+
+def recent_events(events: Any, user_turns: int) -> list:
+    """The events from the `user_turns`-th last user message on (all of
+    them when there are fewer user messages)."""
+    from rasa.shared.core.events import UserUttered
+
+    picked = []
+    seen = 0
+    for event in reversed(events):
+        picked.append(event)
+        if isinstance(event, UserUttered):
+            seen += 1
+            if seen == user_turns:
+                break
+    picked.reverse()
+    return picked
+
+
+def _send_recent_events_to_actions() -> None:
+    import rasa
+    from rasa.core.actions.action import RemoteAction
+    from rasa.shared.core.trackers import EventVerbosity
+
+    original = RemoteAction._action_call_format
+
+    def _action_call_format(self: RemoteAction, tracker: Any, domain: Any) -> Dict[Text, Any]:
+        turns = self.action_endpoint.kwargs.get(RECENT_USER_TURNS) if self.action_endpoint else None
+        if not turns:
+            return original(self, tracker, domain)
+        # Rasa's own method, with the events cut to the recent turns.
+        tracker_state = tracker.current_state(EventVerbosity.NONE)
+        tracker_state["events"] = [event.as_dict() for event in recent_events(tracker.events, int(turns))]
+        result = {"next_action": self._name, "sender_id": tracker.sender_id, "tracker": tracker_state,
+                  "version": rasa.__version__}
+        if not self._is_selective_domain_enabled() or domain.does_custom_action_explicitly_need_domain(self.name()):
+            result["domain"] = domain.as_dict()
+        return result
+
+    RemoteAction._action_call_format = _action_call_format
+
+
+def _copy_without_replay() -> None:
+    import copy as copying
+
+    from rasa.shared.core.events import BotUttered, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    original = DialogueStateTracker.copy
+
+    def latest_of(events, event_type):
+        return next((event for event in reversed(events) if isinstance(event, event_type)), None)
+
+    def copy(self):
+        if not hasattr(self, "_kefu_read_mark"):  # not a live tracker of our store
+            return original(self)
+        twin = self.init_copy()
+        # init_copy resets the slots; a replay would set them to these values.
+        twin.slots = {name: copying.copy(slot) for name, slot in self.slots.items()}
+        twin.events = twin._create_events(list(self.events))
+        twin._paused = self._paused
+        twin.followup_action = self.followup_action
+        twin.latest_action = dict(self.latest_action) if self.latest_action is not None else None
+        # After a replay the latest messages are the event objects themselves,
+        # or (none yet, or reset since) empty ones of the copy's own.
+        if self.latest_message is latest_of(self.events, UserUttered):
+            twin.latest_message = self.latest_message
+        if self.latest_bot_utterance is latest_of(self.events, BotUttered):
+            twin.latest_bot_utterance = self.latest_bot_utterance
+        twin.active_loop = copying.copy(self.active_loop) if self.active_loop is not None else None
+        return twin
+
+    DialogueStateTracker.copy = copy

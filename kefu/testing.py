@@ -97,7 +97,7 @@ def running_servers(model: Path, database_url: str, *, extra_env: dict | None = 
     actions_port, rasa_port = free_port(), free_port()
     env = {**os.environ, "DATABASE_URL": database_url, **(extra_env or {})}
     (workdir / "endpoints.yml").write_text(
-        f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n  enable_selective_domain: true\n'
+        f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n  enable_selective_domain: true\n  kefu_recent_user_turns: 10\n'
         + (stores or "tracker_store:\n  type: kefu.tracker_store.MaskingInMemoryTrackerStore\n"),
         encoding="utf-8",
     )

@@ -114,3 +114,96 @@ def test_kept_dialogue_states_equal_rasas_at_every_turn(conversations):
                 featurizer._choose_last_user_input([cached], use_text_for_last_user_input=step % 2 == 0)
     assert live._kefu_states and live._kefu_applied, "the caches were used"
     assert compared > 1000 and rewinds > 10, (compared, rewinds)
+
+
+def _long_tracker(domain, user_turns: int):
+    from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    tracker = DialogueStateTracker("window", domain.slots)
+    tracker.update(ActionExecuted("action_listen"))
+    for turn in range(user_turns):
+        tracker.update(UserUttered(f"第{turn}句", {"name": "greet", "confidence": 1.0}))
+        tracker.update(SlotSet("order_no", f"20260000000000{turn:02d}"))
+        tracker.update(ActionExecuted("utter_greet"))
+        tracker.update(BotUttered("您好"))
+        tracker.update(ActionExecuted("action_listen"))
+    return tracker
+
+
+@pytest.mark.parametrize("setting, expected_user_turns", [(None, 30), (0, 30), (10, 10), (40, 30)])
+def test_actions_receive_the_recent_user_turns(conversations, setting, expected_user_turns):
+    from rasa.core.actions.action import RemoteAction
+    from rasa.shared.core.trackers import EventVerbosity
+    from rasa.utils.endpoints import EndpointConfig
+
+    rasa_speedups.install()
+    domain, _ = conversations
+    tracker = _long_tracker(domain, 30)
+    extra = {} if setting is None else {rasa_speedups.RECENT_USER_TURNS: setting}
+    endpoint = EndpointConfig("http://127.0.0.1:5055/webhook", enable_selective_domain=True, **extra)
+    payload = RemoteAction("action_fallback", endpoint)._action_call_format(tracker, domain)
+
+    events = payload["tracker"]["events"]
+    assert [e["text"] for e in events if e["event"] == "user"] == [f"第{t}句" for t in range(30 - expected_user_turns, 30)]
+    assert events[-1] == tracker.events[-1].as_dict()
+    # Everything but the events is what stock Rasa sends.
+    everything = tracker.current_state(EventVerbosity.ALL)
+    assert {k: v for k, v in payload["tracker"].items() if k != "events"} == \
+        {k: v for k, v in everything.items() if k != "events"}
+    assert payload["tracker"]["slots"]["order_no"] == "2026000000000029"
+    if expected_user_turns == 30:
+        assert events == everything["events"]
+
+
+def _observable_state(tracker):
+    from rasa.shared.core.trackers import EventVerbosity
+
+    def message(event):  # one of the tracker's events, or an empty one of its own
+        if any(event is e for e in tracker.events):
+            return "event", id(event)
+        return "own", {k: v for k, v in event.as_dict().items() if k != "timestamp"}
+
+    return (tracker.current_state(EventVerbosity.ALL), [id(e) for e in tracker.events],
+            {name: (slot.value, slot.has_been_set) for name, slot in tracker.slots.items()},
+            message(tracker.latest_message), message(tracker.latest_bot_utterance), tracker.active_loop,
+            tracker.followup_action, tracker.is_paused(), tracker.events.maxlen)
+
+
+def test_copies_of_live_trackers_equal_rasas_replayed_copies(conversations):
+    """At every event of every rule and conversation test, the copy of a
+    live tracker is in the same state as Rasa's replayed copy, and changing
+    the copy (as an action run does) leaves the live tracker alone."""
+    from rasa.shared.core.events import ActionExecuted, SlotSet
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    from rasa.shared.core.events import (ActionExecutionRejected, ActiveLoop, BotUttered, ConversationPaused,
+                                         ConversationResumed, FollowupAction, LoopInterrupted, Restarted,
+                                         UserUttered)
+
+    rasa_speedups.install()
+    domain, trackers = conversations
+    # Events no rule or story has: pause, restart, follow-up, rejected and interrupted loops.
+    unusual = [ActionExecuted("action_listen"), UserUttered("查订单", {"name": "order_status", "confidence": 1.0}),
+               ActionExecuted("order_form"), ActiveLoop("order_form"), BotUttered("请告诉我订单号"),
+               ActionExecutionRejected("order_form"), LoopInterrupted(True), FollowupAction("action_handoff"),
+               ConversationPaused(), ConversationResumed(), ConversationPaused(), Restarted(),
+               ActionExecuted("action_listen")]
+    compared = 0
+    for events in [t.events for t in trackers] + [unusual]:
+        live = DialogueStateTracker("conversation", domain.slots)
+        live._kefu_read_mark = "read from our store"
+        for event in events:
+            live.update(event)
+            before = _observable_state(live)
+            fast = live.copy()
+            plain = DialogueStateTracker.travel_back_in_time(live, float("inf"))  # Rasa's copy
+            assert not hasattr(fast, "_kefu_read_mark")
+            assert _observable_state(fast) == _observable_state(plain) == before, event
+            fast.update(SlotSet("order_no", "2026000000000099"))
+            fast.update(ActionExecuted("order_form"))
+            if fast.active_loop is not None:
+                fast.active_loop.rejected = True
+            assert _observable_state(live) == before
+            compared += 1
+    assert compared > 1000
