@@ -19,6 +19,10 @@ def test_benchmark_smoke_run(trained_model, tmp_path):
                             env={**__import__("os").environ, "KEFU_MODEL": str(trained_model)})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "concurrency  1: p50" in result.stdout and "order_by_number" in result.stdout
-    [ours] = json.loads(out.read_text())
-    assert ours["c1"]["turns"] > 0 and ours["parse_p50_ms"] > 0
-    assert ours["growth"]["turnN_ms"] > 0
+    in_memory, on_redis = json.loads(out.read_text())
+    assert "Redis stores, 2 workers" in on_redis["name"]
+    # Two Sanic workers (and the process that starts them) answered.
+    assert len([k for k in on_redis["rss_mb"] if k.startswith("rasa")]) == 3
+    for ours in (in_memory, on_redis):
+        assert ours["c1"]["turns"] > 0 and ours["parse_p50_ms"] > 0
+        assert ours["growth"]["turnN_ms"] > 0 and ours["growth"]["returning_ms"] > 0
