@@ -21,8 +21,8 @@ without changing what Rasa does:
   are kept with the tracker and only the events added since the last call
   are replayed; when Rasa's `applied_events` rewrites history (a form
   rewinding its own turns, an undo), the states before the first changed
-  event are kept and the rest are rebuilt. The states returned are copies,
-  equal to what Rasa computes (tests/test_rasa_speedups.py checks this on
+  event are kept and the rest are rebuilt. The states returned are copies
+  (of the parts callers change), equal to what Rasa computes (tests/test_rasa_speedups.py checks this on
   every prefix of the recorded conversation tests).
 * `DialogueStateTracker.applied_events` walks the whole conversation, and
   is called many times per turn. For the same live trackers the result is
@@ -34,6 +34,13 @@ without changing what Rasa does:
   the copy takes the tracker's current state instead (the state that
   replaying its events produces: the state of a tracker changes only
   through its events), with its own events list, slots and active loop.
+* RulePolicy matches its rules against the end of the conversation: a
+  state further back than the longest rule never changes which rules
+  apply (`_is_rule_applicable` returns True for it). For live trackers it
+  is given the last states only, as many as its longest rule has; only its
+  debug log and the description it gives a turn that no rule matched
+  differ (checked: the same predictions at every event of every rule and
+  conversation test).
 
 One opt-in change of what Rasa sends: with `kefu_recent_user_turns: N` on
 the `action_endpoint` in endpoints.yml, the action server receives the
@@ -91,6 +98,7 @@ def install() -> None:
     _cache_applied_events()
     _send_recent_events_to_actions()
     _copy_without_replay()
+    _rules_read_recent_states()
     _INSTALLED = True
     logger.debug("action-server responses are validated with a cached JSON schema validator")
 
@@ -131,11 +139,26 @@ class _StatesCache:
 
 
 def _copy_states(states: list) -> list:
-    """Copies of the states for the caller to change, with the sub-states
-    that Rasa shares between states still shared among the copies."""
-    copies: Dict[int, Any] = {}
-    return [{key: copies.setdefault(id(sub), dict(sub)) if isinstance(sub, dict) else sub
-             for key, sub in state.items()} for state in states]
+    """Copies of the states for the caller to change, with the user
+    sub-states that Rasa shares between states still shared among the
+    copies. Only the user sub-states are copied: the featurizers delete the
+    text or the intent there; nothing changes the other sub-states once
+    they are built (per turn, copying every sub-state of a long
+    conversation cost more than building the new states)."""
+    from rasa.shared.core.constants import USER
+
+    users: Dict[int, Any] = {}
+    copies = []
+    for state in states:
+        twin = dict(state)
+        user = state.get(USER)
+        if user is not None:
+            shared = users.get(id(user))
+            if shared is None:
+                shared = users[id(user)] = dict(user)
+            twin[USER] = shared
+        copies.append(twin)
+    return copies
 
 
 def _cache_dialogue_states() -> None:
@@ -168,10 +191,14 @@ def _cache_dialogue_states() -> None:
 
     def states_for_tracker_history(self, tracker, omit_unset_slots=False, ignore_rule_only_turns=False,
                                    rule_only_data=None):
+        if not hasattr(tracker, "_kefu_read_mark"):  # not a live tracker of our store
+            return original(self, tracker, omit_unset_slots, ignore_rule_only_turns, rule_only_data)
+        return _copy_states(kept_states(self, tracker, omit_unset_slots, ignore_rule_only_turns, rule_only_data))
+
+    def kept_states(self, tracker, omit_unset_slots, ignore_rule_only_turns, rule_only_data) -> list:
+        """The states of a live tracker, kept with it: not to be changed."""
         caches = getattr(tracker, "_kefu_states", None)
         if caches is None:
-            if not hasattr(tracker, "_kefu_read_mark"):  # not a live tracker of our store
-                return original(self, tracker, omit_unset_slots, ignore_rule_only_turns, rule_only_data)
             caches = tracker._kefu_states = {}
         key = (id(self), omit_unset_slots, ignore_rule_only_turns, repr(rule_only_data))
         cache = caches.get(key)
@@ -206,8 +233,10 @@ def _cache_dialogue_states() -> None:
         states = [turn[1] for turn in cache.turns if turn[1] is not None]
         if final is not None:
             states.append(final)
-        return _copy_states(states)
+        return states
 
+    global _kept_states
+    _kept_states = kept_states
     Domain.states_for_tracker_history = states_for_tracker_history
 
 
@@ -336,3 +365,33 @@ def _copy_without_replay() -> None:
         return twin
 
     DialogueStateTracker.copy = copy
+
+
+_kept_states: Any = None
+
+
+def _rules_read_recent_states() -> None:
+    from rasa.core.policies.rule_policy import RULES, RULES_FOR_LOOP_UNHAPPY_PATH, RulePolicy
+
+    original = RulePolicy._prediction_states
+
+    def longest_rule(policy: RulePolicy) -> int:
+        length = getattr(policy, "_kefu_longest_rule", None)
+        if length is None:
+            keys = list(policy.lookup.get(RULES, {})) + list(policy.lookup.get(RULES_FOR_LOOP_UNHAPPY_PATH, {}))
+            length = policy._kefu_longest_rule = max((len(policy._rule_key_to_state(k)) for k in keys), default=0)
+        return length
+
+    def _prediction_states(self, tracker, domain, use_text_for_last_user_input=False, rule_only_data=None):
+        if not hasattr(tracker, "_kefu_read_mark") or self.supported_data() == SupportedData.ML_DATA:
+            return original(self, tracker, domain, use_text_for_last_user_input, rule_only_data)
+        # What Policy._prediction_states asks of the featurizer for rule data,
+        # with the states cut to what the rules can look at.
+        states = _kept_states(domain, tracker, False, False, rule_only_data)
+        recent = _copy_states(states[-max(longest_rule(self), 1):])
+        self.featurizer._choose_last_user_input([recent], use_text_for_last_user_input)
+        return recent
+
+    from rasa.core.policies.policy import SupportedData
+
+    RulePolicy._prediction_states = _prediction_states

@@ -70,7 +70,7 @@ def conversations():
 
     importer = TrainingDataImporter.load_from_config(
         config_path=str(ROOT / "config.yml"), domain_path=str(ROOT / "domain"),
-        training_data_paths=[str(ROOT / "data" / "rules"), str(ROOT / "tests" / "stories")])
+        training_data_paths=[str(ROOT / "data" / "nlu"), str(ROOT / "data" / "rules"), str(ROOT / "tests" / "stories")])
     domain = importer.get_domain()
     trackers = TrainingDataGenerator(importer.get_stories(), domain, augmentation_factor=0,
                                      use_story_concatenation=False, remove_duplicates=False).generate()
@@ -207,3 +207,63 @@ def test_copies_of_live_trackers_equal_rasas_replayed_copies(conversations):
             assert _observable_state(live) == before
             compared += 1
     assert compared > 1000
+
+
+@pytest.fixture(scope="module")
+def rule_policy(conversations, tmp_path_factory):
+    """RulePolicy trained on data/rules with this project's settings."""
+    from rasa.core.policies.rule_policy import RulePolicy
+    from rasa.engine.graph import ExecutionContext, GraphSchema
+    from rasa.engine.storage.local_model_storage import LocalModelStorage
+    from rasa.engine.storage.resource import Resource
+    from rasa.shared.core.generator import TrainingDataGenerator
+    from rasa.shared.importers.importer import TrainingDataImporter
+
+    domain, _ = conversations
+    importer = TrainingDataImporter.load_from_config(
+        config_path=str(ROOT / "config.yml"), domain_path=str(ROOT / "domain"),
+        training_data_paths=[str(ROOT / "data" / "nlu"), str(ROOT / "data" / "rules")])
+    rules = TrainingDataGenerator(importer.get_stories(), domain, augmentation_factor=0).generate()
+    config = {**RulePolicy.get_default_config(), "core_fallback_threshold": 0.3,
+              "core_fallback_action_name": "action_fallback", "enable_fallback_prediction": True}
+    policy = RulePolicy.create(config, LocalModelStorage(tmp_path_factory.mktemp("rules")), Resource("rules"),
+                               ExecutionContext(GraphSchema({}), "test"))
+    policy.train(rules, domain)
+    return policy
+
+
+def test_rules_predict_the_same_from_the_recent_states(conversations, rule_policy):
+    """RulePolicy, given only the states its longest rule can look at, makes
+    the same prediction as with the whole history, at every event."""
+    from rasa.shared.core.events import ActionExecuted
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    from rasa.core.policies.rule_policy import RULES, RULES_FOR_LOOP_UNHAPPY_PATH
+
+    rasa_speedups.install()
+    domain, trackers = conversations
+    compared = cut = 0
+    for tracker in trackers:
+        live = DialogueStateTracker(tracker.sender_id, domain.slots)
+        live._kefu_read_mark = "read from our store"
+        for event in tracker.events:
+            live.update(event)
+            if not isinstance(event, ActionExecuted):
+                continue
+            plain = live.copy()  # not live: Rasa's own computation
+            recent = rule_policy.predict_action_probabilities(live, domain)
+            whole = rule_policy.predict_action_probabilities(plain, domain)
+            assert (recent.probabilities, recent.events, recent.hide_rule_turn, recent.is_end_to_end_prediction) == \
+                (whole.probabilities, whole.events, whole.hide_rule_turn, whole.is_end_to_end_prediction), \
+                (tracker.sender_id, event)
+            recent_states = rule_policy._prediction_states(live, domain)
+            whole_states = rule_policy._prediction_states(plain, domain)
+            assert recent_states == whole_states[-len(recent_states):]
+            for lookup in (rule_policy.lookup[RULES], rule_policy.lookup[RULES_FOR_LOOP_UNHAPPY_PATH]):
+                assert rule_policy._get_possible_keys(lookup, recent_states) == \
+                    rule_policy._get_possible_keys(lookup, whole_states), (tracker.sender_id, event)
+            cut += len(recent_states) < len(whole_states)
+            compared += 1
+    assert compared > 500 and cut > 100, (compared, cut)
+
+
