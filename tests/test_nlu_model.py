@@ -102,3 +102,32 @@ def test_a_mistyped_order_number_is_an_answer(agent):
 def test_a_ten_thousand_character_message_is_parsed(agent):
     parse = agent("啊" * 10000)
     assert parse["intent"]["name"]
+
+
+def test_the_eagerly_built_model_predicts_what_rasas_loading_does(agent, trained_model, monkeypatch):
+    """kefu.rasa_speedups builds DIET and the ResponseSelector with one eager
+    training step instead of Rasa's `fit`; the trained weights loaded over
+    them must give exactly the predictions of Rasa's own loading."""
+    import asyncio
+
+    import yaml
+    from rasa.core.agent import Agent
+    from rasa.utils.tensorflow.models import RasaModel
+
+    from kefu import rasa_speedups
+
+    holdout = yaml.safe_load((Path(__file__).parent / "nlu" / "holdout.yml").read_text(encoding="utf-8"))
+    texts = [line[2:].strip() for block in holdout["nlu"] for line in block["examples"].splitlines()
+             if line.startswith("- ")][::6]
+    assert RasaModel.__dict__["load"] is not rasa_speedups.ORIGINALS["RasaModel.load"]
+    monkeypatch.setattr(RasaModel, "load", rasa_speedups.ORIGINALS["RasaModel.load"])
+    stock = Agent.load(str(trained_model))
+
+    def outcome(parse: dict) -> tuple:
+        return (parse["intent"]["name"], round(parse["intent"]["confidence"], 5),
+                [(e["entity"], e["value"]) for e in parse["entities"]],
+                json.dumps(parse.get("response_selector", {}), sort_keys=True, ensure_ascii=False))
+
+    assert len(texts) > 60
+    for text in texts:
+        assert outcome(agent(text)) == outcome(asyncio.run(stock.parse_message(text))), text

@@ -92,6 +92,7 @@ def test_kept_dialogue_states_equal_rasas_at_every_turn(conversations):
     rule_only = {constants.RULE_ONLY_SLOTS: ["requested_slot"], constants.RULE_ONLY_LOOPS: ["order_form"]}
     arguments = [(False, False, None), (True, False, None), (False, True, rule_only), (True, True, rule_only)]
     featurizer = MaxHistoryTrackerFeaturizer(max_history=None)
+    memo_featurizer = MaxHistoryTrackerFeaturizer(max_history=4)  # as MemoizationPolicy's
     compared = rewinds = 0
     for tracker in trackers:
         live = DialogueStateTracker(tracker.sender_id, domain.slots)
@@ -112,6 +113,10 @@ def test_kept_dialogue_states_equal_rasas_at_every_turn(conversations):
                 compared += 1
                 # What the featurizer does to the states it is given.
                 featurizer._choose_last_user_input([cached], use_text_for_last_user_input=step % 2 == 0)
+                for use_text in (False, True):
+                    for unlikely in (False, True):
+                        assert memo_featurizer.prediction_states([live], domain, use_text, ignore, rule_only_data, unlikely) \
+                            == memo_featurizer.prediction_states([plain], domain, use_text, ignore, rule_only_data, unlikely)
     assert live._kefu_states and live._kefu_applied, "the caches were used"
     assert compared > 1000 and rewinds > 10, (compared, rewinds)
 
