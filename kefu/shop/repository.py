@@ -22,7 +22,7 @@ from typing import Iterable
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from kefu.db.engine import session_scope, utcnow, get_engine
 from kefu.db.models import (
@@ -249,7 +249,9 @@ def new_ticket_no(now: datetime) -> str:
     return f"AS{now:%Y%m%d}{secrets.randbelow(10**8):08d}"
 
 
-_ORDER_LOAD = (selectinload(Order.items).selectinload(OrderItem.product),)
+# Items in a second query, each with its product joined in: one round trip
+# fewer than loading the products separately (BENCHMARKS.md).
+_ORDER_LOAD = (selectinload(Order.items).joinedload(OrderItem.product),)
 
 
 class SqlShopRepository(ShopRepository):
