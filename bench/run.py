@@ -111,12 +111,18 @@ async def growth(url: str, turns: list[str], length: int, prefill_events: int, a
     timeout = aiohttp.ClientTimeout(total=120)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         # Three conversations, so that each figure is a median of 15 turns.
-        early, late = [], []
+        # Turns 3-7 and the last five are what the issue names, but do
+        # different work in ours (the first order look-up asks for the phone
+        # tail; later ones answer at once); turns 6-10 are the same five
+        # messages as the last five, in the same state: like for like.
+        early, late, second_cycle = [], [], []
+        cycle = len(turns)
         for _ in range(3):
             series = await conversation(session, url, f"long-{random.random()}",
-                                        [turns[i % len(turns)] for i in range(length)])
+                                        [turns[i % cycle] for i in range(length)])
             early += series[2:7]
-            late += series[-5:]
+            second_cycle += series[cycle:2 * cycle]
+            late += series[-cycle:]
         returning = f"returning-{random.random()}"
         async with session.put(f"{url}/conversations/{returning}/tracker/events{api}",
                                json=earlier_sessions(prefill_events)) as res:
@@ -128,6 +134,7 @@ async def growth(url: str, turns: list[str], length: int, prefill_events: int, a
     return {
         "turn5_ms": statistics.median(early),
         "turnN_ms": statistics.median(late),
+        "second_cycle_ms": statistics.median(second_cycle),
         "returning_ms": statistics.median(after),
         "new_ms": statistics.median(fresh),
     }
@@ -204,7 +211,8 @@ def report_line(result: dict, concurrency: list[int]) -> None:
         print(f"  concurrency {c:>2}: p50 {row['p50']:.1f} ms  p95 {row['p95']:.1f}  p99 {row['p99']:.1f}  "
               f"{row['turns_per_s']:.1f} turns/s ({row['turns']} turns)")
     g = result["growth"]
-    print(f"  long conversations: turns 3-7 {g['turn5_ms']:.1f} ms, last 5 turns {g['turnN_ms']:.1f} ms; "
+    print(f"  long conversations: turns 3-7 {g['turn5_ms']:.1f} ms, turns 6-10 {g['second_cycle_ms']:.1f} ms, "
+          f"last 5 turns {g['turnN_ms']:.1f} ms; "
           f"returning customer {g['returning_ms']:.1f} ms vs new {g['new_ms']:.1f} ms")
     print(f"  /model/parse p50 {result['parse_p50_ms']:.1f} ms")
 
@@ -277,6 +285,7 @@ def report_targets(ours_r: dict, base_r: dict, args) -> None:
     c8 = args.concurrency[1]
     throughput = ours_r[f"c{c8}"]["turns_per_s"] / base_r[f"c{c8}"]["turns_per_s"]
     growth_ratio = ours_r["growth"]["turnN_ms"] / ours_r["growth"]["turn5_ms"]
+    like_for_like = ours_r["growth"]["turnN_ms"] / ours_r["growth"]["second_cycle_ms"]
     returning = ours_r["growth"]["returning_ms"] / ours_r["growth"]["new_ms"]
     largest_rss = max(v for k, v in ours_r["rss_mb"].items() if k.startswith("rasa"))
 
@@ -286,7 +295,8 @@ def report_targets(ours_r: dict, base_r: dict, args) -> None:
     print(f"\n[{ours_r['name']}] / baseline, and targets:")
     print(f"  per-turn p50 at concurrency 1: {ratio:.2f}x (target <= 1.0) {verdict(ratio <= 1.0)}")
     print(f"  throughput at concurrency {c8}: {throughput:.2f}x (target >= 1.5) {verdict(throughput >= 1.5)}")
-    print(f"  ours turn {args.long_turns} / turn 5: {growth_ratio:.2f}x (target <= 1.5) {verdict(growth_ratio <= 1.5)}")
+    print(f"  ours turn {args.long_turns} / turn 5: {growth_ratio:.2f}x (target <= 1.5) {verdict(growth_ratio <= 1.5)}; "
+          f"the same five messages, turns {args.long_turns - 4}-{args.long_turns} / 6-10: {like_for_like:.2f}x {verdict(like_for_like <= 1.5)}")
     print(f"  ours returning / new customer: {returning:.2f}x (target <= 1.2) {verdict(returning <= 1.2)}")
     print(f"  /model/parse p50: {ours_r['parse_p50_ms'] / base_r['parse_p50_ms']:.2f}x (issue 3 target <= 2.0)")
     print(f"  largest Rasa process RSS {largest_rss:.0f} MB (target <= 1536) {verdict(largest_rss <= 1536)}")
