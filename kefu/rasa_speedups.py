@@ -1,5 +1,7 @@
-"""Two per-turn costs of Rasa 3.6 found with py-spy (BENCHMARKS.md), removed
-without changing what Rasa does:
+"""Costs of Rasa 3.6 found with py-spy (BENCHMARKS.md), removed without
+changing what Rasa decides. Those marked "live trackers" apply only to the
+trackers that our tracker store (kefu.tracker_store) keeps alive between
+turns; every other tracker goes through Rasa's own code.
 
 * Rasa validates every action-server response with `jsonschema.validate`,
   which checks the schema itself against the JSON Schema meta-schema and
@@ -13,25 +15,24 @@ without changing what Rasa does:
   grew with the conversation to a quarter of a long conversation's turn.
   The type name → class map is cached, rebuilt when a name is not found
   (a class imported later), and the first match wins as before.
-
 * Every policy prediction (several per turn) rebuilds the dialogue states
   of the whole conversation: `Domain.states_for_tracker_history` replays
   every event into a fresh tracker and builds a state at every action. For
-  trackers that our tracker store keeps alive between turns, the states
-  are kept with the tracker and only the events added since the last call
+  live trackers the states are kept with the tracker and only the events added since the last call
   are replayed; when Rasa's `applied_events` rewrites history (a form
   rewinding its own turns, an undo), the states before the first changed
   event are kept and the rest are rebuilt. The states returned are copies
-  (of the parts callers change), equal to what Rasa computes (tests/test_rasa_speedups.py checks this on
-  every prefix of the recorded conversation tests).
+  (of the parts callers change), equal to what Rasa computes
+  (tests/test_rasa_speedups.py checks this after every event of the rules
+  and the recorded conversation tests).
 * `DialogueStateTracker.applied_events` walks the whole conversation, and
-  is called many times per turn. For the same live trackers the result is
+  is called many times per turn. For live trackers the result is
   kept and extended with the new events, unless a new event names a loop
   not seen before (which can change how earlier events are read): then it
   is computed again from the start.
 * `DialogueStateTracker.copy`, which Rasa calls before every action it
-  runs, replays every event into a new tracker. For the same live trackers
-  the copy takes the tracker's current state instead (the state that
+  runs, replays every event into a new tracker. For live trackers the copy
+  takes the tracker's current state instead (the state that
   replaying its events produces: the state of a tracker changes only
   through its events), with its own events list, slots and active loop.
 * RulePolicy matches its rules against the end of the conversation: a
@@ -40,10 +41,8 @@ without changing what Rasa does:
   is given the last states only, as many as its longest rule has; only its
   debug log and the description it gives a turn that no rule matched
   differ (checked: the same predictions at every event of every rule and
-  conversation test).
-  Likewise a featurizer with a `max_history` (MemoizationPolicy's) copies
-  only the states it keeps.
-
+  conversation test). Likewise a featurizer with a `max_history`
+  (MemoizationPolicy's) copies only the states it keeps.
 * Loading a model: Rasa builds DIET's and the ResponseSelector's weights by
   `model.fit` on one example, which traces TensorFlow's whole training
   graph (the CRF's included): two thirds of the Rasa server's start-up and
@@ -255,8 +254,8 @@ def _cache_dialogue_states() -> None:
 
 
 def _cache_applied_events() -> None:
-    from rasa.shared.core.events import ActionExecuted, ActionReverted, ActiveLoop, Restarted, SessionStarted
-    from rasa.shared.core.events import UserUtteranceReverted
+    from rasa.shared.core.events import (ActionExecuted, ActionReverted, ActiveLoop, Restarted, SessionStarted,
+                                         UserUtteranceReverted, UserUttered)
     from rasa.shared.core.trackers import DialogueStateTracker
 
     original = DialogueStateTracker.applied_events
@@ -277,8 +276,6 @@ def _cache_applied_events() -> None:
             else:
                 applied.append(event)
         return applied
-
-    from rasa.shared.core.events import UserUttered
 
     def applied_events(self):
         if not hasattr(self, "_kefu_read_mark"):  # not a live tracker of our store
@@ -385,6 +382,7 @@ _kept_states: Any = None
 
 
 def _rules_read_recent_states() -> None:
+    from rasa.core.policies.policy import SupportedData
     from rasa.core.policies.rule_policy import RULES, RULES_FOR_LOOP_UNHAPPY_PATH, RulePolicy
 
     original = RulePolicy._prediction_states
@@ -405,8 +403,6 @@ def _rules_read_recent_states() -> None:
         recent = _copy_states(states[-max(longest_rule(self), 1):])
         self.featurizer._choose_last_user_input([recent], use_text_for_last_user_input)
         return recent
-
-    from rasa.core.policies.policy import SupportedData
 
     RulePolicy._prediction_states = _prediction_states
 
