@@ -45,7 +45,7 @@ validate: install
 	$(PY) -m kefu.cli nlu export && $(PY) scripts/validate.py
 
 bench: install
-	$(PY) -m bench
+	@source scripts/lib.sh && ensure_database && MODEL="$$(ensure_model)" && KEFU_MODEL="$$MODEL" $(PY) -m bench
 
 # 5-fold cross-validation of the NLU on data/ (five trainings: about 15 min on 2 cores).
 cv: install
