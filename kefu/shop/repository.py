@@ -22,7 +22,6 @@ from typing import Iterable
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload, selectinload
 
 from kefu.db.engine import session_scope, utcnow, get_engine
 from kefu.db.models import (
@@ -194,37 +193,41 @@ def product_view(p: Product) -> ProductView:
     )
 
 
-def order_view(o: Order) -> OrderView:
-    return OrderView(
-        id=o.id,
-        order_no=o.order_no,
-        customer_id=o.customer_id,
-        status=o.status,
-        total_cents=o.total_cents,
-        created_at=o.created_at,
-        paid_at=o.paid_at,
-        shipped_at=o.shipped_at,
-        delivered_at=o.delivered_at,
-        carrier=o.carrier,
-        tracking_no=o.tracking_no,
-        ship_name=o.ship_name,
-        ship_phone=o.ship_phone,
-        ship_address=o.ship_address,
-        items=tuple(
-            OrderItemView(
-                product_id=i.product_id,
-                product_name=i.product.name,
-                quantity=i.quantity,
-                unit_price_cents=i.unit_price_cents,
-                returnable=bool(i.product.returnable),
-                warranty_months=i.product.warranty_months,
-                category=i.product.category,
-                size=i.size,
-                color=i.color,
-            )
-            for i in o.items
-        ),
-    )
+# Orders are read as plain rows straight into views: building ORM objects
+# for an order, its items and their products was most of a look-up's time
+# (BENCHMARKS.md). Two queries: the orders, then their items with products.
+_ORDER_COLUMNS = (
+    Order.id, Order.order_no, Order.customer_id, Order.status, Order.total_cents, Order.created_at,
+    Order.paid_at, Order.shipped_at, Order.delivered_at, Order.carrier, Order.tracking_no,
+    Order.ship_name, Order.ship_phone, Order.ship_address,
+)
+_ITEM_COLUMNS = (
+    OrderItem.order_id, OrderItem.product_id, Product.name, OrderItem.quantity, OrderItem.unit_price_cents,
+    Product.returnable, Product.warranty_months, Product.category, OrderItem.size, OrderItem.color,
+)
+
+
+def _order_views(session, where, *, order_by=(), limit: int | None = None) -> list[OrderView]:
+    stmt = select(*_ORDER_COLUMNS).where(where).order_by(*order_by)
+    if limit:
+        stmt = stmt.limit(limit)
+    orders = session.execute(stmt).all()
+    if not orders:
+        return []
+    items: dict[int, list[OrderItemView]] = {row.id: [] for row in orders}
+    for row in session.execute(
+        select(*_ITEM_COLUMNS)
+        .join(Product, Product.id == OrderItem.product_id)
+        .where(OrderItem.order_id.in_(list(items)))
+        .order_by(OrderItem.id)
+    ):
+        items[row.order_id].append(OrderItemView(
+            product_id=row.product_id, product_name=row.name, quantity=row.quantity,
+            unit_price_cents=row.unit_price_cents, returnable=bool(row.returnable),
+            warranty_months=row.warranty_months, category=row.category, size=row.size, color=row.color,
+        ))
+    return [OrderView(**row._mapping, items=tuple(items[row.id])) for row in orders]
+
 
 
 def ticket_view(t: AftersalesTicket) -> TicketView:
@@ -249,9 +252,6 @@ def new_ticket_no(now: datetime) -> str:
     return f"AS{now:%Y%m%d}{secrets.randbelow(10**8):08d}"
 
 
-# Items in a second query, each with its product joined in: one round trip
-# fewer than loading the products separately (BENCHMARKS.md).
-_ORDER_LOAD = (selectinload(Order.items).joinedload(OrderItem.product),)
 
 
 class SqlShopRepository(ShopRepository):
@@ -295,26 +295,18 @@ class SqlShopRepository(ShopRepository):
     # orders
     def find_order(self, order_no: str) -> OrderView | None:
         with self._session() as s:
-            o = s.execute(select(Order).options(*_ORDER_LOAD).where(Order.order_no == order_no)).scalar_one_or_none()
-            return order_view(o) if o else None
+            found = _order_views(s, Order.order_no == order_no)
+            return found[0] if found else None
 
     def find_order_by_tracking_no(self, tracking_no: str) -> OrderView | None:
         with self._session() as s:
-            o = s.execute(
-                select(Order).options(*_ORDER_LOAD).where(Order.tracking_no == tracking_no).limit(1)
-            ).scalar_one_or_none()
-            return order_view(o) if o else None
+            found = _order_views(s, Order.tracking_no == tracking_no, limit=1)
+            return found[0] if found else None
 
     def orders_of_customer(self, customer_id: int, limit: int = 5) -> list[OrderView]:
         with self._session() as s:
-            rows = s.execute(
-                select(Order)
-                .options(*_ORDER_LOAD)
-                .where(Order.customer_id == customer_id)
-                .order_by(Order.created_at.desc(), Order.id.desc())
-                .limit(limit)
-            ).scalars()
-            return [order_view(o) for o in rows]
+            return _order_views(s, Order.customer_id == customer_id,
+                                order_by=(Order.created_at.desc(), Order.id.desc()), limit=limit)
 
     def shipment_events(self, order_id: int, limit: int | None = None) -> list[ShipmentEventView]:
         with self._session() as s:
@@ -340,8 +332,7 @@ class SqlShopRepository(ShopRepository):
             )
             if result.rowcount != 1:
                 raise StateConflict(f"order {order_id} is not in {allowed}")
-            o = s.execute(select(Order).options(*_ORDER_LOAD).where(Order.id == order_id)).scalar_one()
-            return order_view(o)
+            return _order_views(s, Order.id == order_id)[0]
 
     def cancel_order(self, order_id: int, allowed_from: Iterable[str], new_status: str) -> OrderView:
         return self._transition(order_id, allowed_from, {"status": new_status})
