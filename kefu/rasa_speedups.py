@@ -80,6 +80,26 @@ def install() -> None:
     global _INSTALLED
     if _INSTALLED:
         return
+    _cache_response_validator()
+    _cache_event_types()
+    _cache_dialogue_states()
+    _cache_applied_events()
+    _send_recent_events_to_actions()
+    _copy_without_replay()
+    _rules_read_recent_states()
+    _slice_before_copying()
+    _build_models_eagerly()
+    _INSTALLED = True
+    logger.debug("Rasa per-turn costs removed (kefu.rasa_speedups)")
+
+
+def is_live(tracker: Any) -> bool:
+    """A tracker that kefu.tracker_store keeps alive between turns (it marks
+    the trackers it reads); every other tracker goes through Rasa's code."""
+    return hasattr(tracker, "_kefu_read_mark")
+
+
+def _cache_response_validator() -> None:
     from jsonschema import ValidationError
     from jsonschema.validators import validator_for
     from rasa.core.actions.action import RemoteAction
@@ -104,16 +124,6 @@ def install() -> None:
             raise e
 
     RemoteAction._validate_action_result = _validate_action_result
-    _cache_event_types()
-    _cache_dialogue_states()
-    _cache_applied_events()
-    _send_recent_events_to_actions()
-    _copy_without_replay()
-    _rules_read_recent_states()
-    _slice_before_copying()
-    _build_models_eagerly()
-    _INSTALLED = True
-    logger.debug("action-server responses are validated with a cached JSON schema validator")
 
 
 def _cache_event_types() -> None:
@@ -174,82 +184,84 @@ def _copy_states(states: list) -> list:
     return copies
 
 
-def _cache_dialogue_states() -> None:
-    from rasa.shared.core import constants
-    from rasa.shared.core.domain import Domain
+def _state_at(domain, tracker, hide_rule_turn, previous, loop, omit_unset_slots, ignore_rule_only_turns,
+              rule_only_data):
+    """The body of Rasa's loop in `Domain.states_for_tracker_history` for one
+    turn: returns (state or None when hidden, new loop variables)."""
+    from rasa.shared.core.constants import PREVIOUS_ACTION
+
+    last_ml_action_sub_state, turn_was_hidden = loop
+    if ignore_rule_only_turns:
+        if not turn_was_hidden:
+            last_ml_action_sub_state = domain._get_prev_action_sub_state(tracker)
+        if not tracker.followup_action and not tracker.latest_action_name == tracker.active_loop_name:
+            turn_was_hidden = hide_rule_turn
+        if turn_was_hidden:
+            return None, (last_ml_action_sub_state, turn_was_hidden)
+    state = domain.get_active_state(tracker, omit_unset_slots=omit_unset_slots)
+    if ignore_rule_only_turns:
+        domain._remove_rule_only_features(state, rule_only_data)
+        if previous is not None:
+            domain._substitute_rule_only_user_input(state, previous)
+        if last_ml_action_sub_state:
+            state[PREVIOUS_ACTION] = last_ml_action_sub_state
+    return domain._clean_state(state), (last_ml_action_sub_state, turn_was_hidden)
+
+
+def _kept_states(domain, tracker, omit_unset_slots, ignore_rule_only_turns, rule_only_data) -> list:
+    """The states of a live tracker, kept with it: not to be changed."""
     from rasa.shared.core.events import ActionExecuted
+
+    caches = getattr(tracker, "_kefu_states", None)
+    if caches is None:
+        caches = tracker._kefu_states = {}
+    key = (id(domain), omit_unset_slots, ignore_rule_only_turns, repr(rule_only_data))
+    cache = caches.get(key)
+    if cache is None:
+        cache = caches[key] = _StatesCache()
+    applied = tracker.applied_events()
+
+    kept = 0
+    for old, new in zip(cache.events, applied):
+        if old is not new:
+            break
+        kept += 1
+    if cache.replay is None or kept < len(cache.events):
+        cache.turns = [turn for turn in cache.turns if turn[0] < kept]
+        cache.replay = tracker.init_copy()
+        for event in applied[:kept]:
+            cache.replay.update(event)
+    loop = cache.turns[-1][2] if cache.turns else (None, False)
+    previous = next((turn[1] for turn in reversed(cache.turns) if turn[1] is not None), None)
+    for position in range(kept, len(applied)):
+        event = applied[position]
+        if isinstance(event, ActionExecuted):
+            state, loop = _state_at(domain, cache.replay, event.hide_rule_turn, previous, loop,
+                                    omit_unset_slots, ignore_rule_only_turns, rule_only_data)
+            cache.turns.append((position, state, loop))
+            if state is not None:
+                previous = state
+        cache.replay.update(event)
+    cache.events = applied  # a list of our own: applied_events() returns a new one
+    final, _ = _state_at(domain, cache.replay, False, previous, loop,
+                         omit_unset_slots, ignore_rule_only_turns, rule_only_data)
+    states = [turn[1] for turn in cache.turns if turn[1] is not None]
+    if final is not None:
+        states.append(final)
+    return states
+
+
+def _cache_dialogue_states() -> None:
+    from rasa.shared.core.domain import Domain
 
     original = Domain.states_for_tracker_history
 
-    def state_at(domain, tracker, hide_rule_turn, previous, loop, omit_unset_slots, ignore_rule_only_turns,
-                 rule_only_data):
-        """The body of Rasa's loop in `states_for_tracker_history` for one turn:
-        returns (state or None when hidden, new loop variables)."""
-        last_ml_action_sub_state, turn_was_hidden = loop
-        if ignore_rule_only_turns:
-            if not turn_was_hidden:
-                last_ml_action_sub_state = domain._get_prev_action_sub_state(tracker)
-            if not tracker.followup_action and not tracker.latest_action_name == tracker.active_loop_name:
-                turn_was_hidden = hide_rule_turn
-            if turn_was_hidden:
-                return None, (last_ml_action_sub_state, turn_was_hidden)
-        state = domain.get_active_state(tracker, omit_unset_slots=omit_unset_slots)
-        if ignore_rule_only_turns:
-            domain._remove_rule_only_features(state, rule_only_data)
-            if previous is not None:
-                domain._substitute_rule_only_user_input(state, previous)
-            if last_ml_action_sub_state:
-                state[constants.PREVIOUS_ACTION] = last_ml_action_sub_state
-        return domain._clean_state(state), (last_ml_action_sub_state, turn_was_hidden)
-
     def states_for_tracker_history(self, tracker, omit_unset_slots=False, ignore_rule_only_turns=False,
                                    rule_only_data=None):
-        if not hasattr(tracker, "_kefu_read_mark"):  # not a live tracker of our store
+        if not is_live(tracker):
             return original(self, tracker, omit_unset_slots, ignore_rule_only_turns, rule_only_data)
-        return _copy_states(kept_states(self, tracker, omit_unset_slots, ignore_rule_only_turns, rule_only_data))
+        return _copy_states(_kept_states(self, tracker, omit_unset_slots, ignore_rule_only_turns, rule_only_data))
 
-    def kept_states(self, tracker, omit_unset_slots, ignore_rule_only_turns, rule_only_data) -> list:
-        """The states of a live tracker, kept with it: not to be changed."""
-        caches = getattr(tracker, "_kefu_states", None)
-        if caches is None:
-            caches = tracker._kefu_states = {}
-        key = (id(self), omit_unset_slots, ignore_rule_only_turns, repr(rule_only_data))
-        cache = caches.get(key)
-        if cache is None:
-            cache = caches[key] = _StatesCache()
-        applied = tracker.applied_events()
-
-        kept = 0
-        for old, new in zip(cache.events, applied):
-            if old is not new:
-                break
-            kept += 1
-        if cache.replay is None or kept < len(cache.events):
-            cache.turns = [turn for turn in cache.turns if turn[0] < kept]
-            cache.replay = tracker.init_copy()
-            for event in applied[:kept]:
-                cache.replay.update(event)
-        loop = cache.turns[-1][2] if cache.turns else (None, False)
-        previous = next((turn[1] for turn in reversed(cache.turns) if turn[1] is not None), None)
-        for position in range(kept, len(applied)):
-            event = applied[position]
-            if isinstance(event, ActionExecuted):
-                state, loop = state_at(self, cache.replay, event.hide_rule_turn, previous, loop,
-                                       omit_unset_slots, ignore_rule_only_turns, rule_only_data)
-                cache.turns.append((position, state, loop))
-                if state is not None:
-                    previous = state
-            cache.replay.update(event)
-        cache.events = list(applied)
-        final, _ = state_at(self, cache.replay, False, previous, loop,
-                            omit_unset_slots, ignore_rule_only_turns, rule_only_data)
-        states = [turn[1] for turn in cache.turns if turn[1] is not None]
-        if final is not None:
-            states.append(final)
-        return states
-
-    global _kept_states
-    _kept_states = kept_states
     Domain.states_for_tracker_history = states_for_tracker_history
 
 
@@ -278,7 +290,7 @@ def _cache_applied_events() -> None:
         return applied
 
     def applied_events(self):
-        if not hasattr(self, "_kefu_read_mark"):  # not a live tracker of our store
+        if not is_live(self):
             return original(self)
         events = self.events
         count = len(events)
@@ -357,7 +369,7 @@ def _copy_without_replay() -> None:
         return next((event for event in reversed(events) if isinstance(event, event_type)), None)
 
     def copy(self):
-        if not hasattr(self, "_kefu_read_mark"):  # not a live tracker of our store
+        if not is_live(self):
             return original(self)
         twin = self.init_copy()
         # init_copy resets the slots; a replay would set them to these values.
@@ -378,9 +390,6 @@ def _copy_without_replay() -> None:
     DialogueStateTracker.copy = copy
 
 
-_kept_states: Any = None
-
-
 def _rules_read_recent_states() -> None:
     from rasa.core.policies.policy import SupportedData
     from rasa.core.policies.rule_policy import RULES, RULES_FOR_LOOP_UNHAPPY_PATH, RulePolicy
@@ -395,7 +404,7 @@ def _rules_read_recent_states() -> None:
         return length
 
     def _prediction_states(self, tracker, domain, use_text_for_last_user_input=False, rule_only_data=None):
-        if not hasattr(tracker, "_kefu_read_mark") or self.supported_data() == SupportedData.ML_DATA:
+        if not is_live(tracker) or self.supported_data() == SupportedData.ML_DATA:
             return original(self, tracker, domain, use_text_for_last_user_input, rule_only_data)
         # What Policy._prediction_states asks of the featurizer for rule data,
         # with the states cut to what the rules can look at.
@@ -414,7 +423,7 @@ def _slice_before_copying() -> None:
 
     def prediction_states(self, trackers, domain, use_text_for_last_user_input=False, ignore_rule_only_turns=False,
                           rule_only_data=None, ignore_action_unlikely_intent=False):
-        if not self.max_history or not all(hasattr(t, "_kefu_read_mark") for t in trackers):
+        if not self.max_history or not all(is_live(t) for t in trackers):
             return original(self, trackers, domain, use_text_for_last_user_input, ignore_rule_only_turns,
                             rule_only_data, ignore_action_unlikely_intent)
         # Rasa's method, slicing the kept states before copying them.
