@@ -141,7 +141,8 @@ class MemoryEventLog(EventLog):
 
 
 class RedisEventLog(EventLog):
-    """`{prefix}meta:{sender}` is a hash (version, session_start),
+    """Over a client made with decode_responses=True.
+    `{prefix}meta:{sender}` is a hash (version, session_start),
     `{prefix}events:{sender}` the list of events; both expire together when
     `record_exp` (seconds) is set."""
 
@@ -171,7 +172,7 @@ class RedisEventLog(EventLog):
         if not stored:
             return None
         version, offset, texts = stored
-        return StoredLog(int(version), int(offset), [t.decode() if isinstance(t, bytes) else t for t in texts])
+        return StoredLog(int(version), int(offset), list(texts))
 
     def append(self, sender_id, texts, session_start):
         return self._write(sender_id, texts, session_start, replace=False)
@@ -200,8 +201,7 @@ class RedisEventLog(EventLog):
 
     def senders(self):
         meta_prefix = f"{self._prefix}meta:"
-        return [key[len(meta_prefix):] if isinstance(key, str) else key.decode()[len(meta_prefix):]
-                for key in self._redis.scan_iter(match=f"{meta_prefix}*")]
+        return [key[len(meta_prefix):] for key in self._redis.scan_iter(match=f"{meta_prefix}*")]
 
 
 def _last_session_start(events: Sequence[Event], base: int) -> Optional[int]:
@@ -271,7 +271,10 @@ class EventLogTrackerStore(TrackerStore):
         mask_tracker(tracker, new_events)
         texts = [json.dumps(event.as_dict(), ensure_ascii=False) for event in new_events]
         expected = mark.offset + mark.stored_events
-        version, length_before = self.event_log.append(sender_id, texts, _last_session_start(new_events, expected))
+        # Where a new session began among the new events, if one did.
+        session_start = _last_session_start(new_events, 0)
+        version, length_before = self.event_log.append(
+            sender_id, texts, None if session_start is None else expected + session_start)
         if length_before != expected:
             # Another writer got in between (the lock store should prevent
             # it); nothing is lost: our events go after theirs.
@@ -279,8 +282,7 @@ class EventLogTrackerStore(TrackerStore):
                            sender_id, length_before, expected)
         await self._publish(sender_id, new_events)
         tracker._kefu_read_mark = _ReadMark(version, mark.offset, len(tracker.events), mark.current_session)  # type: ignore[attr-defined]
-        session_start = _last_session_start(new_events, len(tracker.events) - len(new_events))
-        older_sessions_held = session_start is not None and session_start > 0
+        older_sessions_held = session_start is not None and mark.stored_events + session_start > 0
         if mark.current_session and length_before == expected and not older_sessions_held:
             self._keep_alive(tracker)
         else:
