@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
@@ -91,16 +93,18 @@ def running_servers(model: Path, database_url: str, *, extra_env: dict | None = 
                     rasa_args: tuple[str, ...] = (), stores: str | None = None) -> Iterator[Servers]:
     """Action server + `rasa run --enable-api` against `database_url`.
 
-    `stores` is endpoints.yml text for the tracker store (and lock store);
-    the default keeps conversations in memory."""
+    `stores` is endpoints.yml text for the tracker store (and lock store)
+    in place of the project's (conversations in memory)."""
     workdir = Path(tempfile.mkdtemp(prefix="kefu-servers-"))
     actions_port, rasa_port = free_port(), free_port()
     env = {**os.environ, "DATABASE_URL": database_url, **(extra_env or {})}
-    (workdir / "endpoints.yml").write_text(
-        f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n  enable_selective_domain: true\n  kefu_recent_user_turns: 10\n'
-        + (stores or "tracker_store:\n  type: kefu.tracker_store.MaskingInMemoryTrackerStore\n"),
-        encoding="utf-8",
-    )
+    # The project's endpoints.yml, with this run's action server port and,
+    # when given, other stores.
+    endpoints = yaml.safe_load((ROOT / "endpoints.yml").read_text(encoding="utf-8"))
+    endpoints["action_endpoint"]["url"] = f"http://127.0.0.1:{actions_port}/webhook"
+    if stores:
+        endpoints.update(yaml.safe_load(stores))
+    (workdir / "endpoints.yml").write_text(yaml.safe_dump(endpoints), encoding="utf-8")
     actions_log, rasa_log = workdir / "actions.log", workdir / "rasa.log"
     processes = []
     try:
