@@ -13,7 +13,7 @@ from kefu.db.engine import session_scope
 from kefu.db.models import AftersalesTicket, AuditLog
 from kefu.shop import rules
 from kefu.shop.demo import showcase
-from kefu.shop.service import OrderService, request_key
+from kefu.shop.service import OrderService, Verification, request_key
 from kefu.shop.tokens import sign_customer_token, verify_customer_token
 from kefu.shop.views import OrderItemView, OrderView
 
@@ -145,11 +145,12 @@ def test_every_lookup_is_audited_and_other_customers_orders_are_not_found(servic
     assert service.find_order(conversation, "9999999999999999") is None
     wang = sqlite_repository.find_order(CASES["delivered_2d"]["order_no"]).customer_id
     assert service.order_of_customer(conversation, order.order_no, wang) is None
-    assert service.verify_phone_tail(conversation, order, "0000") is None
-    assert service.verify_phone_tail(conversation, order, "5678") == order.customer_id
+    assert service.verify_phone_tail(conversation, order, "0000") is Verification.WRONG_TAIL
+    assert service.verify_phone_tail(conversation, order, "5678") is Verification.VERIFIED
+    assert service.find_order_by_tracking_no(conversation, order.tracking_no) == order
     assert _audits(sqlite_repository, conversation) == [
         ("find_order", "found"), ("find_order", "not_found"), ("find_order", "other_customer"),
-        ("verify_phone_tail", "wrong_tail"), ("verify_phone_tail", "verified"),
+        ("verify_phone_tail", "wrong_tail"), ("verify_phone_tail", "verified"), ("find_order_by_tracking_no", "found"),
     ]
 
 

@@ -11,25 +11,32 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from sqlalchemy import create_engine, event, select
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
 
 from kefu.db.models import Base, SchemaVersion
+from kefu.shop.errors import ShopUnavailable
 
 logger = logging.getLogger(__name__)
 
 # Bump when the models change, and add a step to MIGRATIONS below.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
-class DatabaseError(RuntimeError):
+# The longest a query may hold a customer's turn: the answer (or the
+# apology) must reach the customer within 10 s.
+STATEMENT_TIMEOUT_SECONDS = 5
+POOL_TIMEOUT_SECONDS = 3
+
+
+class DatabaseError(ShopUnavailable):
     """The shop database cannot be used; the message is one line for the operator."""
 
 
@@ -98,12 +105,16 @@ def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
             # SQLAlchemy 1.4 opens a new file connection per session (NullPool):
             # with the pragmas, connect and close were most of the action
             # server's time per call (BENCHMARKS.md). Pooled, as in SQLAlchemy 2.0.
-            kwargs.update(poolclass=QueuePool, pool_size=5, max_overflow=10)
-        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 5}
+            kwargs.update(poolclass=QueuePool, pool_size=5, max_overflow=10, pool_timeout=POOL_TIMEOUT_SECONDS)
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": STATEMENT_TIMEOUT_SECONDS}
     else:
-        kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10, pool_recycle=1800)
+        kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10, pool_recycle=1800,
+                      pool_timeout=POOL_TIMEOUT_SECONDS)
         if parsed.get_backend_name() == "postgresql":
-            kwargs["connect_args"] = {"connect_timeout": 5}
+            kwargs["connect_args"] = {
+                "connect_timeout": STATEMENT_TIMEOUT_SECONDS,
+                "options": f"-c statement_timeout={STATEMENT_TIMEOUT_SECONDS * 1000}",
+            }
     try:
         engine = create_engine(parsed, **kwargs)
     except (NoSuchModuleError, ModuleNotFoundError, ArgumentError) as exc:
@@ -135,20 +146,30 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
     """A short-lived session: commit on success, roll back on error.
 
     Callers open one per operation; sessions are never shared between
-    concurrent actions. Connection failures surface as DatabaseUnavailable.
+    concurrent actions. Every storage failure (connection, pool time-out,
+    statement time-out, a value the database refuses) surfaces as
+    DatabaseUnavailable, a ShopUnavailable; other errors pass unchanged.
     """
     session = session_factory(engine)()
     try:
         yield session
         session.commit()
-    except OperationalError as exc:
-        session.rollback()
-        raise DatabaseUnavailable(_one_line(exc)) from exc
+    except SQLAlchemyError as exc:
+        _rollback_quietly(session)
+        raise DatabaseUnavailable(f"{type(exc).__name__}: {_one_line(exc)}") from exc
     except Exception:
-        session.rollback()
+        _rollback_quietly(session)
         raise
     finally:
         session.close()
+
+
+def _rollback_quietly(session: Session) -> None:
+    # With the server gone the rollback fails too; the original error is the one to report.
+    try:
+        session.rollback()
+    except SQLAlchemyError as exc:
+        logger.debug("rollback failed after a database error: %s", _one_line(exc))
 
 
 def _one_line(exc: BaseException) -> str:
@@ -177,8 +198,15 @@ def check_connection(engine: Engine | None = None) -> None:
 # to bring an older one up to date. A database newer than this code is refused
 # rather than guessed at.
 
-MIGRATIONS: dict[int, "callable"] = {
-    # version_reached: function(connection) -> None
+def _index_audit_log_by_order_action_time(conn) -> None:
+    conn.exec_driver_sql(
+        "CREATE INDEX IF NOT EXISTS ix_audit_log_order_action_time ON audit_log (order_id, action, happened_at)"
+    )
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    # version reached: step that brings the previous version to it
+    2: _index_audit_log_by_order_action_time,
 }
 
 

@@ -20,6 +20,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import declarative_base, relationship
 
+from kefu.shop.requests import TicketKind
+
 Base = declarative_base()
 
 ORDER_STATUSES = (
@@ -32,7 +34,7 @@ ORDER_STATUSES = (
     "refunding",
     "refunded",
 )
-TICKET_KINDS = ("return", "exchange", "refund", "repair", "complaint")
+TICKET_KINDS = tuple(kind.value for kind in TicketKind)
 TICKET_STATUSES = ("open", "approved", "rejected", "in_progress", "closed")
 HANDOFF_STATUSES = ("waiting", "taken", "closed")
 
@@ -219,6 +221,10 @@ class AuditLog(Base):
     action = Column(String(64), nullable=False)
     order_id = Column(Integer, nullable=True, index=True)
     outcome = Column(String(64), nullable=False)
+
+    # Wrong phone tails of one order across all conversations are counted
+    # from here (the look-up lock), so that count must stay an index read.
+    __table_args__ = (Index("ix_audit_log_order_action_time", "order_id", "action", "happened_at"),)
 
 
 class Promotion(Base):

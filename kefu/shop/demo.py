@@ -384,6 +384,26 @@ def reset_database(engine: Engine) -> None:
     ensure_schema(engine)
 
 
+def demo_rows(*, orders: int = 50, seed: int = DEFAULT_SEED, now: datetime | None = None) -> dict[str, list[dict]]:
+    """The demo shop as rows per table, the same ones `seed` writes (for the
+    in-memory repository of the fast tests, kefu.shop.memory)."""
+    generator = _Generator(seed, now or utcnow(), max(orders, len(SHOWCASE_ORDERS)))
+    products, aliases = generator.product_rows()
+    rows: dict[str, list[dict]] = dict(
+        products=products, product_aliases=aliases, promotions=generator.promotion_rows(), customers=[],
+        orders=[], order_items=[], shipment_events=[], aftersales_tickets=[],
+    )
+    for batch in generator.customer_rows():
+        rows["customers"] += batch
+    customers = {row["id"]: (row["name"], row["phone"]) for row in rows["customers"]}
+    for orders_rows, items, events, tickets in generator.order_batches(customers):
+        rows["orders"] += orders_rows
+        rows["order_items"] += items
+        rows["shipment_events"] += events
+        rows["aftersales_tickets"] += tickets
+    return rows
+
+
 def seed(engine: Engine | None = None, *, orders: int = 1000, seed: int = DEFAULT_SEED,
          now: datetime | None = None, progress: bool = False) -> dict[str, int]:
     """Fill an empty shop database; returns row counts."""

@@ -6,7 +6,13 @@ SQLite and PostgreSQL. A shop with its own order system implements the same
 abstract class and points ``KEFU_REPOSITORY`` at it (see ``get_repository``).
 
 Every method opens its own short session, so one repository object is safe
-to share between concurrent actions.
+to share between concurrent actions, unless it runs inside
+``unit_of_work()``: then every call of that thread (or task) shares one
+transaction, committed at the end or rolled back as a whole.
+
+Errors: every storage failure is raised as ``ShopUnavailable``; a change
+refused because the row moved on is ``StateConflict``. A shop's own
+implementation raises the same two.
 """
 from __future__ import annotations
 
@@ -15,15 +21,18 @@ import importlib
 import logging
 import os
 import secrets
-from datetime import datetime, timedelta
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
+from datetime import datetime
 from functools import lru_cache
-from typing import Iterable
+from typing import Iterable, Iterator
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from kefu.db.engine import session_scope, utcnow, get_engine
+from kefu.db.engine import get_engine, session_scope, utcnow
 from kefu.db.models import (
     AftersalesTicket,
     AuditLog,
@@ -37,6 +46,7 @@ from kefu.db.models import (
     SatisfactionRating,
     ShipmentEvent,
 )
+from kefu.shop.errors import ShopUnavailable, StateConflict
 from kefu.shop.views import (
     CatalogueTerms,
     CustomerView,
@@ -50,13 +60,22 @@ from kefu.shop.views import (
 
 logger = logging.getLogger(__name__)
 
-
-class StateConflict(RuntimeError):
-    """A change was refused because the row is no longer in an allowed state."""
+__all__ = ["ShopRepository", "SqlShopRepository", "ShopUnavailable", "StateConflict", "get_repository"]
 
 
 class ShopRepository(abc.ABC):
-    """What the bot needs from a shop's data. Implement this to plug in a shop."""
+    """What the bot needs from a shop's data. Implement this to plug in a shop.
+
+    Raise ``ShopUnavailable`` for any failure of the storage behind it, and
+    ``StateConflict`` where a method says so. ``kefu.shop.memory`` has a
+    complete in-memory implementation to read as a reference.
+    """
+
+    def unit_of_work(self) -> AbstractContextManager[None]:
+        """The calls made inside ``with repository.unit_of_work():`` succeed
+        or fail together. The default gives no such guarantee (each call is
+        its own transaction): implement it where the storage allows."""
+        return nullcontext()
 
     # --- customers and verification
     @abc.abstractmethod
@@ -155,6 +174,11 @@ class ShopRepository(abc.ABC):
 
     @abc.abstractmethod
     def audit(self, conversation_id: str | None, action: str, order_id: int | None, outcome: str) -> None: ...
+
+    @abc.abstractmethod
+    def count_audited(self, order_id: int, action: str, outcome: str, since: datetime) -> int:
+        """How many audit rows of `order_id` with this action and outcome were
+        written since `since` (wrong phone tails across all conversations)."""
 
 
 # --- SQL implementation -----------------------------------------------------
@@ -257,13 +281,28 @@ def new_ticket_no(now: datetime) -> str:
 class SqlShopRepository(ShopRepository):
     def __init__(self, engine: Engine | None = None):
         self._engine = engine
+        # The session of the unit of work in progress in this thread or task.
+        self._current: ContextVar[Session | None] = ContextVar(f"kefu_uow_{id(self)}", default=None)
 
     @property
     def engine(self) -> Engine:
         return self._engine or get_engine()
 
-    def _session(self):
-        return session_scope(self.engine)
+    @contextmanager
+    def unit_of_work(self) -> Iterator[None]:
+        if self._current.get() is not None:  # nested: part of the outer one
+            yield
+            return
+        with session_scope(self.engine) as session:
+            token = self._current.set(session)
+            try:
+                yield
+            finally:
+                self._current.reset(token)
+
+    def _session(self) -> AbstractContextManager[Session]:
+        current = self._current.get()
+        return nullcontext(current) if current is not None else session_scope(self.engine)
 
     # customers
     def customer_by_id(self, customer_id: int) -> CustomerView | None:
@@ -409,40 +448,22 @@ class SqlShopRepository(ShopRepository):
         product_id: int | None = None,
         status: str = "open",
     ) -> tuple[TicketView, bool]:
-        existing = self._ticket_by_key(request_key)
-        if existing:
-            return existing, False
         now = utcnow()
-        try:
-            with self._session() as s:
-                ticket = AftersalesTicket(
-                    ticket_no=new_ticket_no(now),
-                    order_id=order_id,
-                    customer_id=customer_id,
-                    kind=kind,
-                    reason=(reason or "")[:256],
-                    status=status,
-                    created_at=now,
-                    request_key=request_key,
-                    conversation_id=conversation_id,
-                    product_id=product_id,
-                )
-                s.add(ticket)
-                s.flush()
-                return ticket_view(ticket), True
-        except IntegrityError:
-            # A concurrent delivery of the same request won the insert.
-            existing = self._ticket_by_key(request_key)
-            if existing is None:
-                raise
-            return existing, False
-
-    def _ticket_by_key(self, request_key: str) -> TicketView | None:
+        values = dict(
+            ticket_no=new_ticket_no(now), order_id=order_id, customer_id=customer_id, kind=kind,
+            reason=(reason or "")[:256], status=status, created_at=now, request_key=request_key,
+            conversation_id=conversation_id, product_id=product_id,
+        )
         with self._session() as s:
-            t = s.execute(
-                select(AftersalesTicket).where(AftersalesTicket.request_key == request_key)
-            ).scalar_one_or_none()
-            return ticket_view(t) if t else None
+            by_key = select(AftersalesTicket).where(AftersalesTicket.request_key == request_key)
+            existing = s.execute(by_key).scalar_one_or_none()
+            if existing is not None:
+                return ticket_view(existing), False
+            # A concurrent delivery of the same request may win the insert: the
+            # conflict is skipped inside the statement, so a surrounding unit of
+            # work is not aborted by it.
+            inserted = s.execute(_insert_unless_key_exists(s, AftersalesTicket, values, "request_key"))
+            return ticket_view(s.execute(by_key).scalar_one()), inserted.rowcount == 1
 
     def find_ticket(self, ticket_no: str) -> TicketView | None:
         with self._session() as s:
@@ -520,6 +541,15 @@ class SqlShopRepository(ShopRepository):
                 )
             ).scalar_one()
 
+    def count_audited(self, order_id: int, action: str, outcome: str, since: datetime) -> int:
+        with self._session() as s:
+            return s.execute(
+                select(func.count(AuditLog.id)).where(
+                    AuditLog.order_id == order_id, AuditLog.action == action,
+                    AuditLog.outcome == outcome, AuditLog.happened_at >= since,
+                )
+            ).scalar_one()
+
     def audit(self, conversation_id: str | None, action: str, order_id: int | None, outcome: str) -> None:
         with self._session() as s:
             s.add(
@@ -528,6 +558,15 @@ class SqlShopRepository(ShopRepository):
                     order_id=order_id, outcome=outcome[:64],
                 )
             )
+
+
+def _insert_unless_key_exists(session: Session, model: type, values: dict, key: str):
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(model).values(**values).on_conflict_do_nothing(index_elements=[key])
+    if dialect == "sqlite":
+        return sqlite.insert(model).values(**values).on_conflict_do_nothing(index_elements=[key])
+    return insert(model).values(**values)
 
 
 def _escape_like(text: str) -> str:
