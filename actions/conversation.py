@@ -9,7 +9,7 @@ from rasa_sdk.events import ActionExecuted, ActiveLoop, EventType, SessionStarte
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import call, latest_entity, latest_intent, latest_text, records, shop_errors_answered
+from actions.common import call, latest_entity, latest_intent, latest_text, records, failures_answered
 from actions.orders import clear_request, handoff
 
 logger = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ class ActionHandoff(Action):
     def name(self) -> Text:
         return "action_handoff"
 
-    @shop_errors_answered
+    @failures_answered
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
         reason = tracker.get_slot("handoff_reason") or "customer_request"
         events: List[EventType] = []
@@ -39,7 +39,7 @@ class ActionFallback(Action):
     def name(self) -> Text:
         return "action_fallback"
 
-    @shop_errors_answered
+    @failures_answered
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
         user_turns = [e for e in tracker.events if e.get("event") == "user"]
         previous = user_turns[-2] if len(user_turns) >= 2 else None
@@ -73,7 +73,7 @@ class ActionRecordRating(Action):
     def name(self) -> Text:
         return "action_record_rating"
 
-    @shop_errors_answered
+    @failures_answered
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
         score = latest_entity(tracker, "score")
         try:

@@ -1,14 +1,21 @@
 """Orders and after-sales: verification, look-ups, changes and tickets.
 
 One form, `order_form`, collects what a request needs: the order number,
-the phone tail (unless the customer is already verified), then the item,
-reason, new address or confirmation that the request calls for. The rules
-themselves live in kefu.shop.service / kefu.shop.rules.
+the phone tail (unless the channel vouched for the order's owner, or this
+order was verified earlier in the conversation), then the item, reason, new
+address or confirmation that the request calls for. The actions translate
+between the dialogue and `kefu.shop.service.OrderService`, which owns the
+rules, the audit rows and the transactions.
+
+Who may see what: a channel-proven identity (`customer_id`) opens the
+customer's orders; a right phone tail opens that one order
+(`verified_order`), nothing else of the account.
 """
 from __future__ import annotations
 
 import logging
 import re
+from datetime import datetime
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, FormValidationAction, Tracker
@@ -18,15 +25,16 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import (
     call,
+    failures_answered,
     latest_entity,
     latest_intent,
     latest_text,
     metadata,
     order_service,
     records,
-    shop_errors_answered,
 )
 from kefu.shop.formatting import (
+    CHINA_TZ,
     ORDER_STATUS_ZH,
     TICKET_KIND_ZH,
     TICKET_STATUS_ZH,
@@ -36,29 +44,17 @@ from kefu.shop.formatting import (
     mask_phone,
     yuan,
 )
-from kefu.shop.rules import REASONS, warranty_ends
-from kefu.shop.service import MAX_TAIL_ATTEMPTS
+from kefu.shop.requests import OrderRequest
+from kefu.shop.rules import warranty_ends
+from kefu.shop.service import MAX_TAIL_ATTEMPTS, Verification, canonical_reason, match_item
 from kefu.shop.views import OrderItemView, OrderView
 
 logger = logging.getLogger(__name__)
 
-REQUEST_OF_INTENT = {
-    "order_status": "status",
-    "track_shipment": "track",
-    "cancel_order": "cancel",
-    "change_address": "change_address",
-    "request_return": "return",
-    "request_exchange": "exchange",
-    "request_refund": "refund",
-    "request_repair": "repair",
-    "aftersales_status": "aftersales_status",
-    "payment_failed": "payment",
-}
-ITEM_REQUESTS = ("return", "exchange", "repair")
-VERIFIED = "已验证"  # phone_tail value when a verified customer owns the order
+VERIFIED = "已验证"  # phone_tail value when the order is already open to this conversation
+ORDER_LOCKED = "order_locked"  # refusal: too many wrong tails on this order, from any conversation
 # Slots that belong to one request and are cleared when it ends.
 REQUEST_SLOTS = ("order_request", "phone_tail", "item", "reason", "new_address", "confirm", "refusal")
-ORDINALS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "1": 1, "2": 2, "3": 3, "4": 4, "5": 5}
 
 
 def clear_request() -> List[EventType]:
@@ -70,43 +66,48 @@ def items_text(order: OrderView) -> str:
     return names[0] if len(names) == 1 else f"{names[0]}等{len(names)}件商品"
 
 
-def find_item(order: OrderView, name: Optional[str]) -> Optional[OrderItemView]:
-    if not name:
-        return None
-    for item in order.items:
-        if item.product_name == name:
-            return item
-    text = name.strip().lower()
-    match = re.search(r"第?([一二两三四五1-5])\s*[件个双台]?", text)
-    if match and len(text) <= 4:
-        index = ORDINALS[match.group(1)] - 1
-        if 0 <= index < len(order.items):
-            return order.items[index]
-    for item in order.items:
-        product = item.product_name.lower()
-        if text and (text in product or product in text):
-            return item
-    return None
-
-
-def canonical_reason(value: Optional[str]) -> Optional[str]:
-    if not value:
-        return None
-    value = value.strip()[:100]
-    return next((reason for reason in REASONS if reason == value), value)
-
-
 def order_card(order: OrderView) -> Dict[str, Any]:
-    """The chat page's order card (see docs/payloads.md)."""
+    """The chat page's order card (docs/payloads.md)."""
     return {
         "type": "order_card",
         "order_no": order.order_no,
         "title": items_text(order),
         "status": ORDER_STATUS_ZH.get(order.status, order.status),
         "price": yuan(order.total_cents),
-        "image": f"/static/products/order.svg",
+        "image": "/static/products/order.svg",
         "button": {"title": "查物流", "payload": "/track_shipment"},
     }
+
+
+def current_request(tracker: Tracker) -> OrderRequest:
+    return OrderRequest.parse(tracker.get_slot("order_request")) or OrderRequest.STATUS
+
+
+def customer_id_of(tracker: Tracker, slots: Optional[Dict[Text, Any]] = None) -> Optional[int]:
+    value = (slots or {}).get("customer_id", tracker.get_slot("customer_id"))
+    return int(value) if value is not None else None
+
+
+async def open_order(tracker: Tracker, order_no: Optional[str] = None,
+                     slots: Optional[Dict[Text, Any]] = None) -> Optional[OrderView]:
+    """The order of this request if this conversation may see it (logged-in
+    owner, or verified here by its phone tail); None otherwise."""
+    slots = slots or {}
+    order_no = order_no or slots.get("order_no") or tracker.get_slot("order_no")
+    verified = slots.get("verified_order", tracker.get_slot("verified_order"))
+    return await call(order_service().accessible_order, tracker.sender_id, order_no,
+                      customer_id=customer_id_of(tracker, slots), verified_order_no=verified)
+
+
+async def prepared_slots(tracker: Tracker, order: OrderView, request: OrderRequest,
+                         item_name: Optional[str] = None, reason: Optional[str] = None) -> Dict[Text, Any]:
+    prepared = await call(order_service().prepare, request, order, item_name, reason)
+    slots: Dict[Text, Any] = {}
+    if prepared.item is not None and request.needs_item:
+        slots["item"] = prepared.item.product_name
+    if prepared.refusal:
+        slots["refusal"] = prepared.refusal
+    return slots
 
 
 class ActionStartOrderRequest(Action):
@@ -115,50 +116,51 @@ class ActionStartOrderRequest(Action):
     def name(self) -> Text:
         return "action_start_order_request"
 
-    @shop_errors_answered
+    @failures_answered
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
-        intent = latest_intent(tracker)
-        request = REQUEST_OF_INTENT.get(intent) or tracker.get_slot("order_request") or "status"
-        if tracker.active_loop.get("name") == "order_form" and request == tracker.get_slot("order_request"):
+        request = OrderRequest.of_intent(latest_intent(tracker)) or current_request(tracker)
+        if tracker.active_loop.get("name") == "order_form" and request.value == tracker.get_slot("order_request"):
             # "开不了机" while a repair asks for the reason reads as another repair
             # request; it is the answer.
             if tracker.get_slot("requested_slot") == "reason":
                 return [SlotSet("reason", canonical_reason(latest_entity(tracker, "reason") or latest_text(tracker)))]
             return []
-        events: List[EventType] = [SlotSet(slot, None) for slot in REQUEST_SLOTS if slot != "order_request"]
-        events.append(SlotSet("order_request", request))
-        reason = latest_entity(tracker, "reason")
-        if reason and request in ("return", "exchange", "repair", "refund"):
-            events.append(SlotSet("reason", canonical_reason(reason)))
+        slots: Dict[Text, Any] = {slot: None for slot in REQUEST_SLOTS if slot != "order_request"}
+        slots["order_request"] = request.value
+        reason = canonical_reason(latest_entity(tracker, "reason")) if request.takes_reason else None
+        if reason:
+            slots["reason"] = reason
         if tracker.get_slot("customer_id") is None:
             customer = await call(order_service().customer_from_metadata, metadata(tracker))
             if customer is not None:
-                events.append(SlotSet("customer_id", float(customer.id)))
-        order_no = latest_entity(tracker, "order_no") or tracker.get_slot("order_no")
+                slots["customer_id"] = float(customer.id)
+        order_no = latest_entity(tracker, "order_no")
         tracking_no = latest_entity(tracker, "tracking_no")
-        if tracking_no and not latest_entity(tracker, "order_no"):
-            order = await call(order_service().repository.find_order_by_tracking_no, tracking_no)
+        if tracking_no and not order_no:
+            # A parcel label's tracking number finds the order; the ship
+            # phone's tail is still asked before anything is shown.
+            order = await call(order_service().find_order_by_tracking_no, tracker.sender_id, tracking_no)
             if order is not None:
                 order_no = order.order_no
-                events.append(SlotSet("order_no", order_no))
-        customer_id = next((e["value"] for e in events if e.get("name") == "customer_id"),
-                           tracker.get_slot("customer_id"))
-        if customer_id is not None and order_no:
+        order_no = order_no or tracker.get_slot("order_no")
+        if order_no:
+            slots["order_no"] = order_no
             # A verified customer switching requests (退货 -> 换货) or asking about
-            # one of their orders again is not asked for the phone tail again.
-            order = await call(order_service().order_of_customer, tracker.sender_id, order_no, int(customer_id))
+            # the same order again is not asked for the phone tail again.
+            order = await open_order(tracker, order_no, slots)
             if order is not None:
-                events.append(SlotSet("phone_tail", VERIFIED))
-                new_reason = canonical_reason(reason) if reason and request in ("return", "exchange", "repair", "refund") else None
-                prechecked = await ValidateOrderForm()._after_verification(tracker, order, request=request,
-                                                                           reason=new_reason)
-                events += [SlotSet(name, value) for name, value in prechecked.items()]
-        return events
+                slots["phone_tail"] = VERIFIED
+                slots.update(await prepared_slots(tracker, order, request, reason=reason))
+        return [SlotSet(name, value) for name, value in slots.items()]
 
 
 class ValidateOrderForm(FormValidationAction):
     def name(self) -> Text:
         return "validate_order_form"
+
+    @failures_answered
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+        return await super().run(dispatcher, tracker, domain)
 
     async def required_slots(self, domain_slots: List[Text], dispatcher: CollectingDispatcher, tracker: Tracker,
                              domain: DomainDict) -> List[Text]:
@@ -167,54 +169,7 @@ class ValidateOrderForm(FormValidationAction):
         slots = ["order_no", "phone_tail"]
         if tracker.get_slot("refusal") or not tracker.get_slot("phone_tail"):
             return slots
-        request = tracker.get_slot("order_request")
-        if request in ITEM_REQUESTS:
-            slots += ["item", "reason", "confirm"]
-        elif request == "change_address":
-            slots += ["new_address", "confirm"]
-        elif request in ("cancel", "refund"):
-            slots += ["confirm"]
-        return slots
-
-    def _customer_id(self, tracker: Tracker, slots: Dict[Text, Any]) -> Optional[int]:
-        value = slots.get("customer_id", tracker.get_slot("customer_id"))
-        return int(value) if value is not None else None
-
-    async def _after_verification(self, tracker: Tracker, order: OrderView, item_name: Optional[str] = None,
-                                  request: Optional[str] = None, reason: Optional[str] = "slot"
-                                  ) -> Dict[Text, Any]:
-        """Fill the item when the order has one, and refuse early when no
-        answer could make the request allowed."""
-        request = request or tracker.get_slot("order_request")
-        slots: Dict[Text, Any] = {}
-        item = None
-        if request in ITEM_REQUESTS:
-            item = find_item(order, item_name or tracker.get_slot("item"))
-            if item is None and len(order.items) == 1:
-                item = order.items[0]
-            if item is None:
-                return slots
-            slots["item"] = item.product_name
-        kind = {"cancel": None, "change_address": None}.get(request, request)
-        service = order_service()
-        if request == "cancel":
-            from kefu.shop.rules import can_cancel
-
-            decision = can_cancel(order)
-        elif request == "change_address":
-            from kefu.shop.rules import can_change_address
-
-            decision = can_change_address(order)
-        elif kind in ("return", "exchange", "repair", "refund"):
-            decision = await call(service.precheck, kind, order, item)
-            reason = tracker.get_slot("reason") if reason == "slot" else reason
-            if decision and reason and kind in ("return", "exchange"):
-                decision = await call(service.decide, kind, order, item, reason)
-        else:
-            return slots
-        if not decision:
-            slots["refusal"] = decision.rule
-        return slots
+        return slots + current_request(tracker).form_slots()
 
     async def validate_order_no(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                                 domain: DomainDict) -> Dict[Text, Any]:
@@ -223,32 +178,31 @@ class ValidateOrderForm(FormValidationAction):
         if not order_no:
             dispatcher.utter_message(response="utter_order_no_invalid")
             return {"order_no": None}
-        conversation = tracker.sender_id
-        customer_id = self._customer_id(tracker, {})
-        if customer_id is not None:
-            order = await call(order_service().order_of_customer, conversation, order_no, customer_id)
-        else:
-            order = await call(order_service().find_order, conversation, order_no)
-        if order is None:
-            dispatcher.utter_message(response="utter_order_not_found", order_no=order_no)
-            return {"order_no": None}
-        slots: Dict[Text, Any] = {"order_no": order_no}
-        if customer_id is not None:
-            slots["phone_tail"] = VERIFIED
-            slots.update(await self._after_verification(tracker, order))
-        return slots
+        order = await open_order(tracker, order_no)
+        if order is not None:
+            slots: Dict[Text, Any] = {"order_no": order_no, "phone_tail": VERIFIED}
+            slots.update(await prepared_slots(tracker, order, current_request(tracker)))
+            return slots
+        if customer_id_of(tracker) is None and await call(order_service().find_order, tracker.sender_id, order_no):
+            return {"order_no": order_no, "phone_tail": None}
+        # Echoes only the number the customer typed, and says the same for an
+        # order that does not exist and one of another customer.
+        dispatcher.utter_message(response="utter_order_not_found", order_no=order_no)
+        return {"order_no": None}
 
     async def validate_phone_tail(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                                   domain: DomainDict) -> Dict[Text, Any]:
-        if value == VERIFIED and tracker.get_slot("customer_id") is not None:
+        if value == VERIFIED and await open_order(tracker) is not None:
             return {"phone_tail": VERIFIED}
         order_no = tracker.get_slot("order_no")
         service = order_service()
         order = await call(service.find_order, tracker.sender_id, order_no) if order_no else None
         if order is None:
             return {"phone_tail": None, "order_no": None}
-        customer_id = await call(service.verify_phone_tail, tracker.sender_id, order, str(value or ""))
-        if customer_id is None:
+        verification = await call(service.verify_phone_tail, tracker.sender_id, order, str(value or "").strip())
+        if verification is Verification.LOCKED:
+            return {"phone_tail": "-", "refusal": ORDER_LOCKED}
+        if verification is Verification.WRONG_TAIL:
             failures = int(tracker.get_slot("tail_failures") or 0) + 1
             if failures >= MAX_TAIL_ATTEMPTS:
                 logger.warning("conversation %s: order look-ups locked after %d wrong phone tails",
@@ -256,34 +210,31 @@ class ValidateOrderForm(FormValidationAction):
                 return {"phone_tail": None, "tail_failures": float(failures), "lookup_locked": True}
             dispatcher.utter_message(response="utter_wrong_phone_tail", attempts_left=MAX_TAIL_ATTEMPTS - failures)
             return {"phone_tail": None, "tail_failures": float(failures)}
-        slots = {"phone_tail": str(value), "customer_id": float(customer_id), "tail_failures": 0.0}
-        slots.update(await self._after_verification(tracker, order))
+        slots: Dict[Text, Any] = {"phone_tail": str(value), "verified_order": order.order_no, "tail_failures": 0.0}
+        slots.update(await prepared_slots(tracker, order, current_request(tracker),
+                                          reason=tracker.get_slot("reason")))
         return slots
 
     async def validate_item(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                             domain: DomainDict) -> Dict[Text, Any]:
-        order = await self._verified_order(tracker)
-        if order is None:
-            return {"item": None}
-        item = find_item(order, latest_entity(tracker, "product") or str(value or ""))
+        order = await open_order(tracker)
+        item = match_item(order, latest_entity(tracker, "product") or str(value or "")) if order else None
         if item is None:
             return {"item": None}
-        return await self._after_verification(tracker, order, item.product_name)
+        return {"item": item.product_name, **await prepared_slots(
+            tracker, order, current_request(tracker), item.product_name, tracker.get_slot("reason"))}
 
     async def validate_reason(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                               domain: DomainDict) -> Dict[Text, Any]:
         reason = canonical_reason(latest_entity(tracker, "reason") or value)
         if not reason:
             return {"reason": None}
-        request = tracker.get_slot("order_request")
         slots: Dict[Text, Any] = {"reason": reason}
-        if request in ("return", "exchange"):
-            order = await self._verified_order(tracker)
-            if order is not None:
-                item = find_item(order, tracker.get_slot("item"))
-                decision = await call(order_service().decide, request, order, item, reason)
-                if not decision:
-                    slots["refusal"] = decision.rule
+        order = await open_order(tracker)
+        if order is not None:
+            prepared = await prepared_slots(tracker, order, current_request(tracker), tracker.get_slot("item"), reason)
+            if prepared.get("refusal"):
+                slots["refusal"] = prepared["refusal"]
         return slots
 
     async def validate_new_address(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
@@ -294,27 +245,17 @@ class ValidateOrderForm(FormValidationAction):
             return {"new_address": None}
         return {"new_address": address}
 
-    async def _verified_order(self, tracker: Tracker) -> Optional[OrderView]:
-        customer_id = tracker.get_slot("customer_id")
-        order_no = tracker.get_slot("order_no")
-        if customer_id is None or not order_no:
-            return None
-        return await call(order_service().order_of_customer, tracker.sender_id, order_no, int(customer_id))
-
 
 class ActionAskOrderNo(Action):
-    """A verified customer picks from their recent orders; others type the number."""
+    """A logged-in customer picks from their recent orders; others type the number."""
 
     def name(self) -> Text:
         return "action_ask_order_no"
 
-    @shop_errors_answered
+    @failures_answered
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
-        customer_id = tracker.get_slot("customer_id")
-        if customer_id is None:
-            dispatcher.utter_message(response="utter_ask_order_no")
-            return []
-        orders = await call(order_service().recent_orders, tracker.sender_id, int(customer_id), 5)
+        customer_id = customer_id_of(tracker)
+        orders = await call(order_service().recent_orders, tracker.sender_id, customer_id, 5) if customer_id else []
         if not orders:
             dispatcher.utter_message(response="utter_ask_order_no")
             return []
@@ -331,9 +272,9 @@ class ActionAskItem(Action):
     def name(self) -> Text:
         return "action_ask_item"
 
-    @shop_errors_answered
+    @failures_answered
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
-        order = await ValidateOrderForm()._verified_order(tracker)
+        order = await open_order(tracker)
         buttons = [
             {"title": item.product_name + (f"（{item.size}）" if item.size else ""),
              "payload": f'/inform{{"item": "{item.product_name}"}}'}
@@ -347,24 +288,24 @@ class ActionAskConfirm(Action):
     def name(self) -> Text:
         return "action_ask_confirm"
 
-    @shop_errors_answered
+    @failures_answered
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
-        order = await ValidateOrderForm()._verified_order(tracker)
+        order = await open_order(tracker)
         if order is None:
             dispatcher.utter_message(response="utter_ask_order_no")
             return []
-        request = tracker.get_slot("order_request")
+        request = current_request(tracker)
         values = dict(order_no=order.order_no, items=items_text(order), amount=yuan(order.total_cents))
-        if request == "cancel":
+        if request is OrderRequest.CANCEL:
             response = "utter_confirm_cancel_paid" if order.status == "paid" else "utter_confirm_cancel"
-        elif request == "refund":
+        elif request is OrderRequest.REFUND:
             response = "utter_confirm_cancel_paid"
-        elif request == "change_address":
+        elif request is OrderRequest.CHANGE_ADDRESS:
             response = "utter_confirm_change_address"
             values["address"] = tracker.get_slot("new_address")
         else:
             response = "utter_confirm_aftersales"
-            values.update(kind=TICKET_KIND_ZH.get(request, request), product=tracker.get_slot("item") or "",
+            values.update(kind=TICKET_KIND_ZH.get(request.value, request.value), product=tracker.get_slot("item") or "",
                           reason=tracker.get_slot("reason") or "")
         dispatcher.utter_message(response=response, **values)
         return []
@@ -387,44 +328,30 @@ class ActionHandleOrderRequest(Action):
     def name(self) -> Text:
         return "action_handle_order_request"
 
-    @shop_errors_answered
+    @failures_answered
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
         events = clear_request()
         if tracker.get_slot("lookup_locked"):
             dispatcher.utter_message(response="utter_lookup_locked")
             return events + await handoff(dispatcher, tracker, "verification_locked")
+        if tracker.get_slot("refusal") == ORDER_LOCKED:
+            dispatcher.utter_message(response="utter_order_lookups_locked")
+            return events + await handoff(dispatcher, tracker, "verification_locked")
         if tracker.get_slot("confirm") is False:
             dispatcher.utter_message(response="utter_request_cancelled")
             return events
-        order = await ValidateOrderForm()._verified_order(tracker)
+        order = await open_order(tracker)
         if order is None:
             dispatcher.utter_message(response="utter_ask_order_no")
             return events
-        request = tracker.get_slot("order_request") or "status"
-        item = find_item(order, tracker.get_slot("item"))
+        request = current_request(tracker)
+        item = match_item(order, tracker.get_slot("item"))
         refusal = tracker.get_slot("refusal")
         if refusal:
-            self._refuse(dispatcher, refusal, order, item)
+            refuse(dispatcher, refusal, order, item)
             return events
-        handler = getattr(self, f"_handle_{request}", None)
-        if handler is None:
-            logger.error("unknown order request %r", request)
-            dispatcher.utter_message(response="utter_ask_rephrase")
-            return events
-        resolved = await handler(dispatcher, tracker, order, item)
+        resolved = await getattr(self, f"_handle_{request.value}")(dispatcher, tracker, order, item)
         return events + ([SlotSet("resolved", True)] if resolved else [])
-
-    @staticmethod
-    def _refuse(dispatcher: CollectingDispatcher, rule: str, order: OrderView, item: Optional[OrderItemView]) -> None:
-        ends = warranty_ends(order, item) if item else None
-        dispatcher.utter_message(
-            response=f"utter_rule_{rule}",
-            order_no=order.order_no,
-            status=ORDER_STATUS_ZH.get(order.status, order.status),
-            product=item.product_name if item else items_text(order),
-            warranty=item.warranty_months if item else "",
-            warranty_end=china_time(ends, "%Y-%m-%d") if ends else "",
-        )
 
     async def _handle_status(self, dispatcher, tracker, order: OrderView, item) -> bool:
         latest = await call(order_service().shipment_events, tracker.sender_id, order, 1)
@@ -452,7 +379,7 @@ class ActionHandleOrderRequest(Action):
     async def _handle_cancel(self, dispatcher, tracker, order: OrderView, item) -> bool:
         outcome = await call(order_service().cancel, tracker.sender_id, order)
         if not outcome.decision:
-            self._refuse(dispatcher, outcome.decision.rule, outcome.order or order, item)
+            refuse(dispatcher, outcome.decision.rule, outcome.order or order, item)
             return False
         if outcome.ticket is not None:
             dispatcher.utter_message(response="utter_cancel_done_refund", order_no=order.order_no,
@@ -464,7 +391,7 @@ class ActionHandleOrderRequest(Action):
     async def _handle_change_address(self, dispatcher, tracker, order: OrderView, item) -> bool:
         outcome = await call(order_service().change_address, tracker.sender_id, order, tracker.get_slot("new_address"))
         if not outcome.decision:
-            self._refuse(dispatcher, outcome.decision.rule, outcome.order or order, item)
+            refuse(dispatcher, outcome.decision.rule, outcome.order or order, item)
             return False
         changed = outcome.order
         dispatcher.utter_message(response="utter_address_changed", order_no=changed.order_no,
@@ -476,7 +403,7 @@ class ActionHandleOrderRequest(Action):
         outcome = await call(order_service().submit_aftersales, tracker.sender_id, kind, order, item,
                              tracker.get_slot("reason"))
         if not outcome.decision:
-            self._refuse(dispatcher, outcome.decision.rule, outcome.order or order, item)
+            refuse(dispatcher, outcome.decision.rule, outcome.order or order, item)
             return False
         ticket = outcome.ticket
         if kind == "refund" and outcome.order is not None and outcome.order.status == "refunding" and ticket:
@@ -525,11 +452,21 @@ class ActionHandleOrderRequest(Action):
         return True
 
 
+def refuse(dispatcher: CollectingDispatcher, rule: str, order: OrderView, item: Optional[OrderItemView]) -> None:
+    """Explain a refusal with the rule's own response (utter_rule_<rule>)."""
+    ends = warranty_ends(order, item) if item else None
+    dispatcher.utter_message(
+        response=f"utter_rule_{rule}",
+        order_no=order.order_no,
+        status=ORDER_STATUS_ZH.get(order.status, order.status),
+        product=item.product_name if item else items_text(order),
+        warranty=item.warranty_months if item else "",
+        warranty_end=china_time(ends, "%Y-%m-%d") if ends else "",
+    )
+
+
 async def handoff(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str) -> List[EventType]:
     """Record a hand-off request and tell the customer what happens next."""
-    from kefu.shop.formatting import CHINA_TZ
-    from datetime import datetime
-
     request_id, ahead, created = await call(records().handoff, tracker.sender_id, reason)
     hour = datetime.now(CHINA_TZ).hour
     if not created:
@@ -547,11 +484,10 @@ class ActionComplaint(Action):
     def name(self) -> Text:
         return "action_complaint"
 
-    @shop_errors_answered
+    @failures_answered
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
-        order = await ValidateOrderForm()._verified_order(tracker)
-        customer_id = tracker.get_slot("customer_id")
-        outcome = await call(order_service().complaint, tracker.sender_id,
-                             int(customer_id) if customer_id is not None else None, order, latest_text(tracker))
+        order = await open_order(tracker)
+        outcome = await call(order_service().complaint, tracker.sender_id, customer_id_of(tracker), order,
+                             latest_text(tracker))
         dispatcher.utter_message(response="utter_complaint_received", ticket_no=outcome.ticket.ticket_no)
         return await handoff(dispatcher, tracker, "complaint")

@@ -9,7 +9,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import call, latest_entity, latest_intent, product_service, shop_errors_answered
+from actions.common import call, latest_entity, latest_intent, product_service, failures_answered
 from kefu.shop.formatting import china_time, yuan
 from kefu.shop.views import ProductView
 
@@ -37,7 +37,7 @@ class ActionProductInfo(Action):
     def name(self) -> Text:
         return "action_product_info"
 
-    @shop_errors_answered
+    @failures_answered
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
         name = latest_entity(tracker, "product") or tracker.get_slot("product")
         if not name:
@@ -116,7 +116,7 @@ class ActionRecommend(Action):
     def name(self) -> Text:
         return "action_recommend"
 
-    @shop_errors_answered
+    @failures_answered
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
         category = latest_entity(tracker, "category")
         brand = latest_entity(tracker, "brand")
@@ -162,7 +162,7 @@ class ActionPromotions(Action):
     def name(self) -> Text:
         return "action_promotions"
 
-    @shop_errors_answered
+    @failures_answered
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
         promotions = await call(product_service().promotions)
         if not promotions:
