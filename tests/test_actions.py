@@ -105,6 +105,23 @@ def test_database_down_mid_form_gets_the_apology(shop):
     assert said == ["utter_service_unavailable"]
 
 
+def test_database_server_down_gets_the_apology_within_the_deadline():
+    import time
+
+    from kefu.db.engine import make_engine
+    from kefu.shop.repository import SqlShopRepository
+
+    use_services(Services.over(SqlShopRepository(make_engine("postgresql://postgres@127.0.0.1:1/none"))))
+    try:
+        started = time.monotonic()
+        state = {"order_request": "status", "order_no": CASES["shipped"]["order_no"]}
+        slots, said, _ = run(ValidateOrderForm(), tracker("8000", "inform", slots=state, form=True,
+                                                          set_now={"phone_tail": "8000"}))
+        assert said == ["utter_service_unavailable"] and time.monotonic() - started < 10
+    finally:
+        use_services(None)
+
+
 def test_an_unexpected_error_is_answered_too(shop, monkeypatch):
     monkeypatch.setattr(shop, "find_order", lambda order_no: 1 / 0)
     _, said, _ = run(ActionStartOrderRequest(), tracker(f"订单{CASES['shipped']['order_no']}", "order_status",

@@ -235,3 +235,38 @@ def test_odd_input_gets_an_answer_and_loses_nothing(bot, shop, text):
     reply = Chat(bot).say(text)
     assert reply.strip()
     assert count(engine, Order) == before
+
+
+def test_tracking_number_and_ship_tail_unlock_that_order_only(bot, shop):
+    _, engine = shop
+    repository = SqlShopRepository(engine)
+    order = repository.find_order(CASES["shipped"]["order_no"])
+    chat = Chat(bot)
+    asked = chat.say(f"快递单号{order.tracking_no}到哪了")
+    assert "后四位" in asked and order.order_no not in asked  # nothing shown before the tail
+    assert order.tracking_no in chat.say(CASES["shipped"]["phone_tail"])
+    mine = chat.say("我的订单")
+    assert CASES["shipped"]["order_no"] in mine  # that order again, without the tail
+    listed = {b.get("payload", "") for m in chat.last for b in m.get("buttons", [])}
+    assert not any(CASES["delivered_2d"]["order_no"] in p for p in listed)  # no list of the account's orders
+    other = chat.say(f"订单{CASES['delivered_2d']['order_no']}什么状态")
+    assert "后四位" in other and "AirPods" not in other  # another order of the same customer: its own tail
+    assert count(engine, AuditLog, AuditLog.conversation_id == chat.sender,
+                 AuditLog.action == "find_order_by_tracking_no", AuditLog.order_id == order.id) == 1
+
+
+def test_guessing_the_tail_from_many_conversations_locks_the_order(bot, shop):
+    _, engine = shop
+    case = CASES["cancelled"]
+    for attempt in range(40):
+        chat = Chat(bot)
+        chat.say(f"查一下订单{case['order_no']}")
+        for guess in ("0000", "1111", "2222"):
+            chat.say(guess)
+    owner = Chat(bot)
+    owner.say(f"查一下订单{case['order_no']}")
+    refused = owner.say(case["phone_tail"])
+    assert "锁定" in refused and "人工" in refused and "已取消" not in refused
+    with session_scope(engine) as s:
+        order_id = s.execute(select(Order.id).where(Order.order_no == case["order_no"])).scalar_one()
+    assert count(engine, AuditLog, AuditLog.order_id == order_id, AuditLog.action == "lock_order_lookups") >= 1
