@@ -110,7 +110,7 @@ cat <<EOF
   Kefu is running. Logs: var/log/{rasa,actions,web}.log
 
   Chat page      http://localhost:$WEB_PORT/
-  REST channel   curl -s localhost:$RASA_PORT/webhooks/rest/webhook -d '{"sender":"me","message":"你好"}'
+  REST channel   needs a session from  curl -s -X POST localhost:$WEB_PORT/api/session  (see README)
   Parse a text   curl -s localhost:$RASA_PORT/model/parse -d '{"text":"小米13多少钱"}'
   Terminal chat  make shell   (in another terminal)
 
