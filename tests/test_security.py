@@ -182,17 +182,25 @@ def test_make_run_refuses_an_open_http_api_beyond_loopback():
 
 def test_run_sh_checks_before_it_starts_anything(tmp_path):
     """scripts/run.sh itself, with KEFU_HOST=0.0.0.0 and no token: it stops
-    at the check, before the database, the model or any server."""
+    at the check, before the database, the model or any server. (Should the
+    check be skipped, the unusable DATABASE_URL stops it soon after.)"""
+    import signal
+
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RASA_", "KEFU_"))}
     env.update(KEFU_HOST="0.0.0.0", KEFU_RASA_PORT=str(free_port()), KEFU_WEB_PORT=str(free_port()),
-               KEFU_VENV=str(Path(sys.executable).parents[1]), DATABASE_URL=f"sqlite:///{tmp_path / 'never.sqlite3'}")
-    ran = subprocess.run(["bash", str(ROOT / "scripts" / "run.sh")], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=300)
-    if "port 5055 is already in use" in ran.stderr:
+               KEFU_VENV=str(Path(sys.executable).parents[1]),
+               DATABASE_URL=f"sqlite:///{tmp_path / 'missing-directory' / 'never.sqlite3'}")
+    process = subprocess.Popen(["bash", str(ROOT / "scripts" / "run.sh")], cwd=ROOT, env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)  # run.sh stops what it started
+    if "port 5055 is already in use" in stderr:
         pytest.skip("another `make run` holds port 5055")
-    assert ran.returncode != 0
-    assert "RASA_AUTH_TOKEN" in ran.stderr and "nothing was started" in ran.stderr
-    assert not (tmp_path / "never.sqlite3").exists()
+    assert process.returncode != 0
+    assert "RASA_AUTH_TOKEN" in stderr and "nothing was started" in stderr
 
 
 # --- 10. tokens ---------------------------------------------------------------
