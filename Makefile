@@ -30,7 +30,7 @@ train: install
 	@source scripts/lib.sh && ensure_database && ensure_model >/dev/null
 
 shell: install
-	@source scripts/lib.sh && MODEL="$$(ensure_model)" && $(RASA) shell --model "$$MODEL" --endpoints endpoints.yml --port 5006
+	@source scripts/lib.sh && MODEL="$$(ensure_model)" && KEFU_ACTION_SECRET="$$(cat var/run/action-secret 2>/dev/null)" $(RASA) shell --model "$$MODEL" --endpoints endpoints.yml --port 5006
 
 reseed: install
 	$(PY) -m kefu.cli db seed --reset

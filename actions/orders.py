@@ -131,7 +131,7 @@ class ActionStartOrderRequest(Action):
         if reason:
             slots["reason"] = reason
         if tracker.get_slot("customer_id") is None:
-            customer = await call(order_service().customer_from_metadata, metadata(tracker))
+            customer = await call(order_service().customer_from_metadata, metadata(tracker), tracker.sender_id)
             if customer is not None:
                 slots["customer_id"] = float(customer.id)
         order_no = latest_entity(tracker, "order_no")

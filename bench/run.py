@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import random
+import secrets
 import statistics
 import tempfile
 import time
@@ -29,7 +30,12 @@ from bench.baseline import BASELINE_DIR, baseline_model
 from bench.parse_speed import BASELINE as BASELINE_PARSE, OURS as OURS_PARSE, post
 from kefu.db.engine import ensure_schema, make_engine
 from kefu.shop.demo import reset_database, seed, showcase
+from kefu.shop.tokens import sign_session_token
 from kefu.testing import newest_model, running_servers
+
+# Our REST channel takes a sender id only with its signed session token; the
+# servers started here inherit this secret (the baseline ignores metadata).
+os.environ.setdefault("KEFU_TOKEN_SECRET", secrets.token_hex(16))
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "var" / "bench"
@@ -56,7 +62,8 @@ async def conversation(session: aiohttp.ClientSession, url: str, sender: str, tu
     latencies = []
     for text in turns:
         started = time.perf_counter()
-        async with session.post(f"{url}/webhooks/rest/webhook", json={"sender": sender, "message": text}) as res:
+        body = {"sender": sender, "message": text, "metadata": {"session_token": sign_session_token(sender)}}
+        async with session.post(f"{url}/webhooks/rest/webhook", json=body) as res:
             await res.read()
             if res.status != 200:
                 raise RuntimeError(f"{url} answered {res.status}")

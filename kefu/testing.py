@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import unicodedata
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
@@ -21,6 +24,32 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+
+# A valid UnionPay card and a valid ID number (check digits computed by
+# kefu.shop.privacy), written the ways customers write them.
+CARD = "6222021234567890128"
+ID_NUMBER = "11010519491231002X"
+FULL_WIDTH = str.maketrans("0123456789X", "０１２３４５６７８９Ｘ")
+DISGUISED = [
+    CARD.translate(FULL_WIDTH),                                    # full-width digits
+    "\u3000".join([CARD[:4], CARD[4:8], CARD[8:12], CARD[12:16], CARD[16:]]),  # ideographic spaces
+    "\xa0".join([CARD[:4], CARD[4:8], CARD[8:12], CARD[12:]]),     # non-breaking spaces
+    "\u200b".join([CARD[:6], CARD[6:12], CARD[12:]]),              # zero-width spaces
+    ".".join([CARD[:4], CARD[4:8], CARD[8:12], CARD[12:]]),        # dots
+    f"{ID_NUMBER[:6]} {ID_NUMBER[6:14]} {ID_NUMBER[14:]}",         # the 6-8-4 ID layout
+]
+
+
+def sensitive_leaks(text: str) -> list[str]:
+    """Pieces of CARD or ID_NUMBER that masking must hide (8 of the digits
+    between the first and last four, in a row) found in `text`, however they
+    were written: full-width, or split by spaces, zero-width spaces or dots.
+    (A plain "no run of 13 digits" cannot be asked of stored JSON, whose
+    time stamps and random ids are digits too.)"""
+    digits = "".join(str(unicodedata.decimal(c)) if unicodedata.decimal(c, None) is not None else c
+                     for c in re.sub(r"[\s\u200b\u200c\u200d\u2060\ufeff.\-·]", "", text))
+    hidden = [number[4:-4] for number in (CARD, ID_NUMBER)]
+    return [middle[i:i + 8] for middle in hidden for i in range(len(middle) - 7) if middle[i:i + 8] in digits]
 
 
 def free_port() -> int:
@@ -58,6 +87,8 @@ class Servers:
     workdir: Path
     rasa_pid: int = 0
     actions_pid: int = 0
+    token_secret: str = ""
+    action_secret: str = ""
 
     def post_json(self, path: str, payload: dict, timeout: float = 30) -> object:
         request = urllib.request.Request(
@@ -71,7 +102,17 @@ class Servers:
         with urllib.request.urlopen(self.rasa_url + path, timeout=timeout) as response:
             return json.loads(response.read().decode("utf-8"))
 
-    def say(self, sender: str, text: str, metadata: dict | None = None) -> list[dict]:
+    def session_token(self, sender: str) -> str:
+        from kefu.shop.tokens import sign_session_token
+
+        return sign_session_token(sender, secret=self.token_secret)
+
+    def say(self, sender: str, text: str, metadata: dict | None = None, *, signed: bool = True) -> list[dict]:
+        """A message over the REST channel, with the session token the chat
+        page would have been given for `sender` (unless `signed` is False)."""
+        metadata = dict(metadata or {})
+        if signed:
+            metadata.setdefault("session_token", self.session_token(sender))
         payload = {"sender": sender, "message": text}
         if metadata:
             payload["metadata"] = metadata
@@ -97,7 +138,10 @@ def running_servers(model: Path, database_url: str, *, extra_env: dict | None = 
     in place of the project's (conversations in memory)."""
     workdir = Path(tempfile.mkdtemp(prefix="kefu-servers-"))
     actions_port, rasa_port = free_port(), free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, **(extra_env or {})}
+    # The secrets `make run` makes per run: the one Rasa sends the action
+    # server, and the one signing chat sessions and customer tokens.
+    env = {"KEFU_TOKEN_SECRET": secrets.token_hex(16), **os.environ, "DATABASE_URL": database_url,
+           "KEFU_ACTION_SECRET": secrets.token_hex(16), **(extra_env or {})}
     # The project's endpoints.yml, with this run's action server port and,
     # when given, other stores.
     endpoints = yaml.safe_load((ROOT / "endpoints.yml").read_text(encoding="utf-8"))
@@ -109,7 +153,7 @@ def running_servers(model: Path, database_url: str, *, extra_env: dict | None = 
     processes = []
     try:
         actions = subprocess.Popen(
-            [str(BIN / "rasa"), "run", "actions", "--actions", "actions", "--port", str(actions_port)],
+            [str(BIN / "python"), "-m", "kefu.action_server", "--actions", "actions", "--port", str(actions_port)],
             cwd=ROOT, env=env, stdout=actions_log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
         )
         processes.append(actions)
@@ -123,7 +167,8 @@ def running_servers(model: Path, database_url: str, *, extra_env: dict | None = 
         wait_for(f"http://127.0.0.1:{actions_port}/health", actions, actions_log)
         wait_for(f"http://127.0.0.1:{rasa_port}/", rasa, rasa_log)
         yield Servers(f"http://127.0.0.1:{rasa_port}", f"http://127.0.0.1:{actions_port}", database_url, workdir,
-                      rasa_pid=rasa.pid, actions_pid=actions.pid)
+                      rasa_pid=rasa.pid, actions_pid=actions.pid, token_secret=env["KEFU_TOKEN_SECRET"],
+                      action_secret=env["KEFU_ACTION_SECRET"])
     finally:
         for process in processes:
             _stop(process)

@@ -36,31 +36,43 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 from rasa.core.tracker_store import SQLTrackerStore, TrackerStore
 from rasa.shared.core.conversation import Dialogue
-from rasa.shared.core.events import Event, SessionStarted, UserUttered
+from rasa.shared.core.events import BotUttered, Event, SessionStarted, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from kefu import rasa_speedups
-from kefu.shop.privacy import contains_sensitive, mask_sensitive
+from kefu.shop.privacy import contains_sensitive, mask_in_place, mask_sensitive
 
 rasa_speedups.install()
 logger = logging.getLogger(__name__)
 
 DEFAULT_LIVE_TRACKERS = 1000
+# The in-memory store's bounds (endpoints.yml: max_conversations, idle_seconds).
+DEFAULT_MAX_CONVERSATIONS = 10000
+DEFAULT_IDLE_SECONDS = 24 * 3600
 
 
 def mask_events(events: Iterable[Event]) -> None:
+    """Masks, in place, every string a bank card or ID number could reach:
+    the text, the parse result, entities, metadata, slot values and what the
+    bot said back."""
     for event in events:
-        if isinstance(event, UserUttered) and event.text and contains_sensitive(event.text):
-            event.text = mask_sensitive(event.text)
-            parse_data: dict[str, Any] = getattr(event, "parse_data", None) or {}
-            if isinstance(parse_data.get("text"), str):
-                parse_data["text"] = mask_sensitive(parse_data["text"])
+        if isinstance(event, UserUttered):
+            event.text = mask_in_place(event.text)
+            mask_in_place(event.entities)
+            mask_in_place(getattr(event, "parse_data", None))
+        elif isinstance(event, SlotSet):
+            event.value = mask_in_place(event.value)
+        elif isinstance(event, BotUttered):
+            event.text = mask_in_place(event.text)
+            mask_in_place(event.data)
+        mask_in_place(getattr(event, "metadata", None))
 
 
 def mask_tracker(tracker: DialogueStateTracker, events: Optional[Sequence[Event]] = None) -> None:
@@ -109,31 +121,57 @@ class EventLog:
 
 
 class MemoryEventLog(EventLog):
-    def __init__(self) -> None:
-        self._logs: dict[str, tuple[int, int, list[str]]] = {}   # version, session start, texts
+    """Bounded: a conversation idle for `idle_seconds` is forgotten, and the
+    least recently used go first beyond `max_conversations`, so a flood of
+    new sender ids cannot fill the memory."""
+
+    def __init__(self, max_conversations: int = DEFAULT_MAX_CONVERSATIONS,
+                 idle_seconds: float = DEFAULT_IDLE_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+        # sender -> (version, session start, texts, last used); least recently used first.
+        self._logs: OrderedDict[str, tuple[int, int, list[str], float]] = OrderedDict()
+        self._max_conversations = max(1, int(max_conversations))
+        self._idle_seconds = float(idle_seconds)
+        self._clock = clock
+
+    def _get(self, sender_id: str) -> Optional[tuple[int, int, list[str], float]]:
+        stored = self._logs.get(sender_id)
+        if stored is not None and self._clock() - stored[3] > self._idle_seconds:
+            del self._logs[sender_id]
+            return None
+        return stored
+
+    def _put(self, sender_id: str, version: int, session_start: int, texts: list[str]) -> None:
+        now = self._clock()
+        self._logs[sender_id] = (version, session_start, texts, now)
+        self._logs.move_to_end(sender_id)
+        while self._logs:
+            oldest = next(iter(self._logs.values()))
+            if len(self._logs) <= self._max_conversations and now - oldest[3] <= self._idle_seconds:
+                break
+            self._logs.popitem(last=False)
 
     def version(self, sender_id: str) -> Optional[int]:
-        stored = self._logs.get(sender_id)
+        stored = self._get(sender_id)
         return stored[0] if stored else None
 
     def read(self, sender_id: str, current_session: bool) -> Optional[StoredLog]:
-        stored = self._logs.get(sender_id)
+        stored = self._get(sender_id)
         if stored is None:
             return None
-        version, session_start, texts = stored
+        version, session_start, texts, _ = stored
         offset = session_start if current_session else 0
         return StoredLog(version, offset, texts[offset:])
 
     def append(self, sender_id, texts, session_start):
-        version, old_start, stored = self._logs.get(sender_id, (0, 0, []))
+        version, old_start, stored, _ = self._get(sender_id) or (0, 0, [], 0.0)
         length_before = len(stored)
         stored.extend(texts)
-        self._logs[sender_id] = (version + 1, old_start if session_start is None else session_start, stored)
+        self._put(sender_id, version + 1, old_start if session_start is None else session_start, stored)
         return version + 1, length_before
 
     def replace(self, sender_id, texts, session_start):
-        version = self._logs.get(sender_id, (0, 0, []))[0] + 1
-        self._logs[sender_id] = (version, session_start, list(texts))
+        version = (self._get(sender_id) or (0,))[0] + 1
+        self._put(sender_id, version, session_start, list(texts))
         return version
 
     def senders(self) -> list[str]:
@@ -291,8 +329,9 @@ class EventLogTrackerStore(TrackerStore):
             self._live.pop(sender_id, None)
 
     async def _replace(self, tracker: DialogueStateTracker) -> None:
-        await self.stream_events(tracker)
+        # Masked before anything leaves: the event broker gets what is stored.
         mask_tracker(tracker)
+        await self.stream_events(tracker)
         events = list(tracker.events)
         texts = [json.dumps(event.as_dict(), ensure_ascii=False) for event in events]
         session_start = _last_session_start(events, 0) or 0
@@ -310,8 +349,11 @@ class EventLogTrackerStore(TrackerStore):
 class MaskingInMemoryTrackerStore(EventLogTrackerStore):
     """Conversations in this process's memory (lost on restart)."""
 
-    def __init__(self, domain, event_broker=None, live_trackers: int = DEFAULT_LIVE_TRACKERS, **kwargs: Any) -> None:
-        super().__init__(domain, MemoryEventLog(), event_broker, live_trackers=live_trackers, **kwargs)
+    def __init__(self, domain, event_broker=None, live_trackers: int = DEFAULT_LIVE_TRACKERS,
+                 max_conversations: int = DEFAULT_MAX_CONVERSATIONS, idle_seconds: float = DEFAULT_IDLE_SECONDS,
+                 **kwargs: Any) -> None:
+        super().__init__(domain, MemoryEventLog(max_conversations, idle_seconds), event_broker,
+                         live_trackers=live_trackers, **kwargs)
 
 
 class MaskingRedisTrackerStore(EventLogTrackerStore):

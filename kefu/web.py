@@ -1,5 +1,7 @@
 """Serve the chat page on port 8080: static files from web/, the page's
-configuration, and (only when KEFU_DEMO_LOGIN=1) a demo "logged-in" token.
+configuration, a new chat's sender id with its session token (the REST
+channel accepts no other), and (only when KEFU_DEMO_LOGIN=1 on loopback) a
+demo "logged-in" token.
 
 Everything is local: no CDN, so the page works on an offline intranet.
 """
@@ -12,7 +14,8 @@ import logging
 import os
 from pathlib import Path
 
-from kefu.shop.tokens import sign_customer_token
+from kefu.exposure import demo_login_allowed
+from kefu.shop.tokens import issue_web_session, sign_customer_token
 
 WEB_ROOT = Path(__file__).resolve().parents[1] / "web"
 DEMO_CUSTOMER_ID = 1  # 王小明 in the demo shop (kefu.shop.demo.SHOWCASE_CUSTOMERS)
@@ -42,6 +45,9 @@ class ChatPageHandler(http.server.SimpleHTTPRequestHandler):
         super().do_GET()
 
     def do_POST(self) -> None:  # noqa: N802
+        if self.path == "/api/session":
+            self._new_session()
+            return
         if self.path != "/api/demo-token":
             self._send(404, "application/json", '{"error": "not found"}')
             return
@@ -50,6 +56,15 @@ class ChatPageHandler(http.server.SimpleHTTPRequestHandler):
             return
         token = sign_customer_token(DEMO_CUSTOMER_ID, ttl_seconds=8 * 3600)
         self._send(200, "application/json", json.dumps({"token": token}))
+
+    def _new_session(self) -> None:
+        try:
+            sender, token = issue_web_session()
+        except RuntimeError:
+            logger.error("no KEFU_TOKEN_SECRET: chat sessions cannot be issued")
+            self._send(503, "application/json", '{"error": "chat sessions are not configured"}')
+            return
+        self._send(200, "application/json", json.dumps({"sender": sender, "session_token": token}))
 
     def _send(self, code: int, content_type: str, body: str) -> None:
         data = body.encode("utf-8")
@@ -70,7 +85,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rasa-url", default="http://localhost:5005")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    demo_login = os.environ.get("KEFU_DEMO_LOGIN") == "1" and bool(os.environ.get("KEFU_TOKEN_SECRET"))
+    demo_login = demo_login_allowed(args.host, os.environ)
+    if os.environ.get("KEFU_DEMO_LOGIN") == "1" and not demo_login:
+        logger.error("KEFU_DEMO_LOGIN=1 ignored: the demo login needs KEFU_TOKEN_SECRET and a page on loopback, "
+                     "not %s", args.host)
     handler = type("Handler", (ChatPageHandler,), {"rasa_url": args.rasa_url, "demo_login": demo_login})
     with http.server.ThreadingHTTPServer((args.host, args.port), handler) as server:
         logger.info("chat page on http://%s:%s/ (Rasa at %s, demo login %s)", args.host, args.port,

@@ -6,6 +6,10 @@ VENV="${KEFU_VENV:-$KEFU_ROOT/.venv}"
 PY="$VENV/bin/python"
 STAMP="$VENV/.kefu-installed"
 
+# endpoints.yml sends ${KEFU_ACTION_SECRET} to the action server; Rasa
+# refuses to read the file when the variable is not set at all.
+export KEFU_ACTION_SECRET="${KEFU_ACTION_SECRET-}"
+
 say() { printf '\033[1;32m==>\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
 

@@ -21,14 +21,26 @@ for port in "$RASA_PORT" "$ACTIONS_PORT" "$WEB_PORT"; do
 done
 
 ensure_venv
+
+new_secret() { "$PY" -c 'import secrets; print(secrets.token_hex(16))'; }
+# Secrets made for this run unless production sets its own: the one signing
+# chat sessions and customer tokens, and the one Rasa sends the action
+# server (endpoints.yml).
+export KEFU_TOKEN_SECRET="${KEFU_TOKEN_SECRET:-$(new_secret)}"
+export KEFU_ACTION_SECRET="${KEFU_ACTION_SECRET:-$(new_secret)}"
+# For `make shell` in another terminal, whose Rasa calls this action server.
+mkdir -p var/run && (umask 077 && printf '%s\n' "$KEFU_ACTION_SECRET" > var/run/action-secret)
+# The chat page's demo "logged-in" switch: only for the local demo (this
+# script on loopback with the demo shop, i.e. no DATABASE_URL of your own).
+# kefu.web refuses it on any other interface.
+if [ -z "${KEFU_DEMO_LOGIN+set}" ] && [ -z "${DATABASE_URL:-}" ] && [[ "$HOST" =~ ^(127\.|localhost$|::1$) ]]; then
+  export KEFU_DEMO_LOGIN=1
+fi
+export KEFU_HOST="$HOST"
+"$PY" -m kefu.exposure || die "see above; nothing was started"
+
 ensure_database
 MODEL="$(ensure_model)"
-
-# Locally the chat page offers a demo "logged-in" switch, signed with a
-# secret made for this run; production sets its own KEFU_TOKEN_SECRET and
-# leaves KEFU_DEMO_LOGIN unset.
-export KEFU_TOKEN_SECRET="${KEFU_TOKEN_SECRET:-$("$PY" -c 'import secrets; print(secrets.token_hex(16))')}"
-export KEFU_DEMO_LOGIN="${KEFU_DEMO_LOGIN:-1}"
 # Sanic refuses larger request bodies with 413 before Rasa sees them.
 export SANIC_REQUEST_MAX_SIZE="${SANIC_REQUEST_MAX_SIZE:-1048576}"
 
@@ -74,11 +86,12 @@ wait_for() {
 
 AUTH_ARGS=()
 if [ -n "${RASA_AUTH_TOKEN:-}" ]; then AUTH_ARGS=(--auth-token "$RASA_AUTH_TOKEN"); fi
+if [ -n "${RASA_JWT_SECRET:-}" ]; then AUTH_ARGS+=(--jwt-secret "$RASA_JWT_SECRET" --jwt-method HS256); fi
 # shellcheck disable=SC2206
 CORS_ARGS=(--cors $CORS_ORIGINS)
 
 say "starting the action server on :$ACTIONS_PORT"
-start actions "$VENV/bin/rasa" run actions --actions actions --port "$ACTIONS_PORT"
+start actions "$PY" -m kefu.action_server --actions actions --port "$ACTIONS_PORT"
 ACTIONS_PID="${PIDS[-1]}"
 say "starting the Rasa server on :$RASA_PORT"
 start rasa "$VENV/bin/rasa" run --enable-api --model "$MODEL" --interface "$HOST" --port "$RASA_PORT" \
@@ -97,7 +110,7 @@ cat <<EOF
   Kefu is running. Logs: var/log/{rasa,actions,web}.log
 
   Chat page      http://localhost:$WEB_PORT/
-  REST channel   curl -s localhost:$RASA_PORT/webhooks/rest/webhook -d '{"sender":"me","message":"你好"}'
+  REST channel   needs a session from  curl -s -X POST localhost:$WEB_PORT/api/session  (see README)
   Parse a text   curl -s localhost:$RASA_PORT/model/parse -d '{"text":"小米13多少钱"}'
   Terminal chat  make shell   (in another terminal)
 

@@ -116,6 +116,23 @@ def test_logged_in_switch_skips_the_phone_tail(browser_page):
     page.screenshot(path=str(ARTIFACTS / "chat-logged-in.png"), full_page=True)
 
 
+def test_the_sender_id_comes_from_the_server_and_unticking_logged_in_forgets_the_customer(browser_page):
+    page = browser_page
+    page.wait_for_selector("#messages .row.bot .bubble", timeout=30000)
+    sender = page.evaluate("window.kefuChat.state.sender")
+    assert re.fullmatch(r"web-[0-9a-f]{32}", sender) and page.evaluate("window.kefuChat.state.sessionToken")
+    page.check("#login")
+    say(page, "查一下我的订单")
+    order_no = CASES["delivered_2d"]["order_no"]
+    listed = page.locator(".buttons button", has_text=order_no).count()
+    assert listed >= 1
+    page.uncheck("#login")
+    say(page, "查一下我的订单")
+    assert page.evaluate("window.kefuChat.state.sender") not in (sender, None)
+    assert page.locator(".buttons button", has_text=order_no).count() == listed  # no list this time
+    assert "订单号" in bot_texts(page)[-1]
+
+
 def click_reply(page, title: str) -> None:
     before = page.locator("#messages .row.bot").count()
     page.locator(".buttons button", has_text=title).last.click()

@@ -12,13 +12,14 @@ from sqlalchemy import func, select
 
 from kefu.db.engine import make_engine, session_scope
 from kefu.db.models import AftersalesTicket, AuditLog, HandoffRequest, Order, SatisfactionRating
-from kefu.shop.demo import seed, showcase
+from kefu.shop.demo import seed, showcase, showcase_customer
 from kefu.shop.repository import SqlShopRepository
 from kefu.shop.tokens import sign_customer_token
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
 CASES = showcase()
 SECRET = "e2e-secret"
+WANG_OPENID = showcase_customer("wang").wechat_openid  # in the repository for anyone to read
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +31,15 @@ def shop(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def bot(trained_model, shop):
+def bot(trained_model, shop, tmp_path_factory):
     from kefu.testing import running_servers
 
     url, _ = shop
-    with running_servers(trained_model, url, extra_env={"KEFU_TOKEN_SECRET": SECRET}) as servers:
+    # Every event also goes to an event broker, checked for what it carries.
+    broker = tmp_path_factory.mktemp("broker") / "events.sqlite3"
+    stores = f"event_broker:\n  type: sql\n  dialect: sqlite\n  db: {broker}\n"
+    with running_servers(trained_model, url, extra_env={"KEFU_TOKEN_SECRET": SECRET}, stores=stores) as servers:
+        servers.broker_path = broker
         yield servers
 
 
@@ -270,3 +275,59 @@ def test_guessing_the_tail_from_many_conversations_locks_the_order(bot, shop):
     with session_scope(engine) as s:
         order_id = s.execute(select(Order.id).where(Order.order_no == case["order_no"])).scalar_one()
     assert count(engine, AuditLog, AuditLog.order_id == order_id, AuditLog.action == "lock_order_lookups") >= 1
+
+
+def order_numbers_shown(chat: Chat) -> list[str]:
+    shown = json.dumps(chat.last, ensure_ascii=False)
+    return [case["order_no"] for case in CASES.values() if case["order_no"] in shown]
+
+
+def test_an_openid_a_web_client_writes_into_its_metadata_is_no_identity(bot):
+    forged_identity = f"kefuwx1.{WANG_OPENID}.9999999999.{'0' * 64}"
+    chat = Chat(bot, metadata={"wechat_openid": WANG_OPENID, "wechat_identity": forged_identity})
+    payload = {"sender": chat.sender, "message": "查一下我的订单", "input_channel": "wechat",
+               "metadata": {**chat.metadata, "session_token": bot.session_token(chat.sender)}}
+    chat.last = bot.post_json("/webhooks/rest/webhook", payload)
+    assert order_numbers_shown(chat) == []
+    reply = chat.say(CASES["shipped"]["order_no"])
+    assert "手机" in reply and ("后四位" in reply or "尾号" in reply), reply
+    assert "索尼" not in reply and order_numbers_shown(chat) in ([], [CASES["shipped"]["order_no"]])
+
+
+def test_a_rest_client_cannot_take_a_conversation_it_was_not_given(bot):
+    import urllib.error
+
+    def refused(sender, metadata=None, signed=True) -> int:
+        with pytest.raises(urllib.error.HTTPError) as error:
+            bot.say(sender, "查一下我的订单", metadata, signed=signed)
+        return error.value.code
+
+    assert refused(f"wechat-{WANG_OPENID}") == 403                       # WeChat's conversations
+    assert refused("web-chosen-by-the-client", signed=False) == 403     # no session token
+    victim = f"e2e-{uuid.uuid4().hex[:12]}"
+    assert refused(victim, {"session_token": bot.session_token("e2e-attacker")}) == 403
+    assert bot.say(victim, "你好")  # with its own token the sender is served
+
+
+def test_disguised_card_and_id_numbers_are_masked_everywhere(bot):
+    from kefu.testing import CARD, DISGUISED, sensitive_leaks
+
+    chat = Chat(bot)
+    texts = [f"退款退到我的卡{number}" for number in DISGUISED]
+    texts.append("啊" * 600 + f"卡号{CARD}")                     # past the NLU's cut
+    texts.append("我要退货")
+    texts.append(f"原因是{'好' * 505}{CARD}")                   # cut in two by it
+    for text in texts:
+        chat.say(text)
+    tracker = json.dumps(bot.get_json(f"/conversations/{chat.sender}/tracker"), ensure_ascii=False)
+    assert "退款退到我的卡" in tracker
+    assert sensitive_leaks(tracker) == []
+    for log in bot.workdir.glob("*.log"):
+        assert sensitive_leaks(log.read_text(encoding="utf-8", errors="replace")) == [], log.name
+    import sqlite3
+
+    with sqlite3.connect(bot.broker_path) as broker:
+        published = [json.dumps(json.loads(row[0]), ensure_ascii=False)  # unescaped, as a consumer reads it
+                     for row in broker.execute("SELECT data FROM events WHERE sender_id = ?", (chat.sender,))]
+    assert any("退款退到我的卡" in data for data in published)
+    assert sensitive_leaks("".join(published)) == []

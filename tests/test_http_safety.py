@@ -63,5 +63,6 @@ def test_oversized_bodies_get_413_and_nothing_is_stored(server):
     assert status == 200
     events = json.loads(raw)["events"]
     assert not [e for e in events if e.get("event") == "user"]
-    small = json.dumps({"sender": sender, "message": "你好"}).encode()
+    small = json.dumps({"sender": sender, "message": "你好",
+                        "metadata": {"session_token": server.session_token(sender)}}).encode()
     assert call(f"{server.rasa_url}/webhooks/rest/webhook", "POST", small)[0] == 200

@@ -116,6 +116,35 @@ def test_sensitive_numbers_are_masked(text, masked):
     assert contains_sensitive(text) is (text != masked)
 
 
+@pytest.mark.parametrize("text, masked", [
+    ("卡号６２２２０２１２３４５６７８９０１２８", "卡号6222***********0128"),
+    ("卡号6222\u30000212\u30003456\u30007890\u3000128。", "卡号6222***********0128。"),
+    ("卡号6222\xa00212\xa03456\xa07890128", "卡号6222***********0128"),
+    ("卡号622202\u200b123456\u200b7890128", "卡号6222***********0128"),
+    ("卡号6222.0212.3456.7890128", "卡号6222***********0128"),
+    ("身份证110105 19491231 002X，谢谢", "身份证1101**********002X，谢谢"),
+    ("订单2026000000000001 手机1234", "订单2026000000000001 手机1234"),
+    ("价格3.999.00元, 订单 2026000000000001", "价格3.999.00元, 订单 2026000000000001"),
+])
+def test_disguised_sensitive_numbers_are_found_on_normalised_digits(text, masked):
+    assert mask_sensitive(text) == masked
+
+
+def test_a_number_past_the_nlu_cut_is_masked_before_the_cut():
+    from rasa.shared.nlu.training_data.message import Message
+
+    from kefu.nlu.components import RAW_TEXT, ChineseTextNormalizer, SensitiveDataGuard
+
+    for text in ("啊" * 600 + "卡号6222021234567890128", "好" * 505 + "6222021234567890128"):
+        message = Message(data={"text": text, "intent": {"name": "greet", "confidence": 0.9}})
+        ChineseTextNormalizer({}).process([message])
+        SensitiveDataGuard().process([message])
+        assert message.get("intent")["name"] == "sensitive_info"
+        for seen in (message.get("text"), message.get(RAW_TEXT)):
+            assert "0212345678" not in seen and "62220212" not in seen
+        assert message.get(RAW_TEXT).endswith("6222***********0128")
+
+
 def test_training_annotations_align_with_rasas_own_tokens(tmp_path):
     """Rasa's "Misaligned entity annotation" warning, raised as an error: the
     training data goes through our normaliser and Rasa's JiebaTokenizer with

@@ -6,6 +6,7 @@ answer)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import uuid
 
@@ -210,3 +211,60 @@ def test_the_live_tracker_cache_is_bounded(make_store):
         run(store.save(run(store.retrieve(sender))))
     assert list(store._live) == ["b", "c"]
     assert sorted(run(store.keys())) == ["a", "b", "c"]
+
+
+from kefu.testing import CARD, DISGUISED, sensitive_leaks  # noqa: E402 - the masking cases
+
+
+@pytest.mark.parametrize("text", DISGUISED)
+def test_disguised_numbers_are_masked_in_text_slots_metadata_and_bot_replies(make_store, text):
+    store = make_store()
+    tracker = new_conversation(store, "erin")
+    tracker.update(UserUttered(f"卡号是{text}", {"name": "query_order", "confidence": 1.0},
+                               parse_data={"text": f"卡号是{text}", "kefu_raw_text": text}, metadata={"note": text}))
+    tracker.update(SlotSet("order_no", text))
+    tracker.update(BotUttered(f"您说的是{text}吗", data={"custom": {"echo": text}}))
+    run(store.save(tracker))
+    stored = "".join(stored_texts(store, "erin"))
+    assert sensitive_leaks(text), "the input itself must be a long number"
+    assert sensitive_leaks(stored) == [], stored
+
+
+def test_the_first_save_reaches_the_event_broker_masked(make_store):
+    class Broker:
+        def __init__(self):
+            self.published = []
+
+        def publish(self, event):
+            self.published.append(event)
+
+    broker = Broker()
+    store = make_store()
+    store.event_broker = broker
+    tracker = new_conversation(store, "frank")
+    turn(tracker, f"我的卡号是{CARD}")
+    run(store.save(tracker))  # a new conversation: the whole tracker is written
+    tracker = run(store.retrieve("frank"))
+    turn(tracker, f"还有这张 {DISGUISED[1]}")
+    run(store.save(tracker))  # then only the new events
+    published = json.dumps(broker.published, ensure_ascii=False)
+    assert "user" in published and sensitive_leaks(published) == []
+
+
+def test_the_in_memory_store_forgets_idle_conversations_and_stays_bounded():
+    from kefu.tracker_store import MemoryEventLog
+
+    now = [1000.0]
+    log = MemoryEventLog(max_conversations=3, idle_seconds=600, clock=lambda: now[0])
+    for sender in ("a", "b", "c"):
+        log.replace(sender, ["{}"], 0)
+    now[0] += 300
+    log.append("a", ["{}"], None)          # a is in use; b and c are idle
+    log.replace("d", ["{}"], 0)            # the fourth pushes out the least recently used
+    assert sorted(log.senders()) == ["a", "c", "d"]
+    now[0] += 301                          # c now idle for 601 s
+    assert log.read("c", current_session=True) is None
+    assert log.read("a", current_session=True).texts == ["{}", "{}"]
+    now[0] += 601
+    log.replace("e", ["{}"], 0)
+    assert log.senders() == ["e"]

@@ -18,6 +18,8 @@ from rasa.core.channels.channel import UserMessage
 from sanic import Sanic
 
 from kefu.channels.wechat import HOLDING_REPLY, WeChatInput
+from kefu.channels.wechat_state import DatabaseStateStore
+from kefu.shop.tokens import verify_wechat_identity
 
 TOKEN = "kefutoken"
 APP_ID = "wx1234567890abcdef"
@@ -43,13 +45,16 @@ def event_xml(event: str, openid: str = "oUser123") -> str:
 class FakeBot:
     """Answers like the Rasa agent would, after `delay` seconds."""
 
-    def __init__(self, delay: float = 0.0):
+    def __init__(self, delay: float = 0.0, failures: int = 0):
         self.delay = delay
+        self.failures = failures  # the first this many messages fail, as a broken bot would
         self.received: list[UserMessage] = []
 
     async def __call__(self, message: UserMessage) -> None:
         self.received.append(message)
         await asyncio.sleep(self.delay)
+        if len(self.received) <= self.failures:
+            raise RuntimeError("the bot failed")
         await message.output_channel.send_text_message(message.sender_id, f"收到：{message.text}")
 
 
@@ -109,15 +114,25 @@ class Server:
 
 
 PLAIN_BOT, SLOW_BOT, SAFE_BOT = FakeBot(), FakeBot(delay=0.6), FakeBot()
+# Two workers sharing one database, and one started after them (a restart).
+WORKER_BOTS = {name: FakeBot() for name in ("worker1", "worker2", "restarted")}
+FAILING_BOT = FakeBot(failures=1)
 API = FakeCustomerService()
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(tmp_path_factory):
+    from kefu.db.engine import make_engine
+
+    shared = f"sqlite:///{tmp_path_factory.mktemp('wechat') / 'state.sqlite3'}"
+    workers = {name: (WeChatInput(TOKEN, state=DatabaseStateStore(make_engine(shared))), bot)
+               for name, bot in WORKER_BOTS.items()}
     running = Server({
         "plain": (WeChatInput(TOKEN), PLAIN_BOT),
         "slow": (WeChatInput(TOKEN, reply_timeout=0.2, client=API), SLOW_BOT),
         "safe": (WeChatInput(TOKEN, app_id=APP_ID, encoding_aes_key=AES_KEY), SAFE_BOT),
+        "failing": (WeChatInput(TOKEN), FAILING_BOT),
+        **workers,
     }).start()
     yield running
     running.stop()
@@ -125,7 +140,7 @@ def server():
 
 @pytest.fixture(autouse=True)
 def fresh_bots():
-    for bot in (PLAIN_BOT, SLOW_BOT, SAFE_BOT):
+    for bot in (PLAIN_BOT, SLOW_BOT, SAFE_BOT, FAILING_BOT, *WORKER_BOTS.values()):
         bot.received.clear()
     API.sent.clear()
 
@@ -137,8 +152,11 @@ def msg_id() -> str:
     return str(next(_ids))
 
 
-def query(**extra) -> dict:
-    timestamp, nonce = str(int(time.time())), "nonce42"
+_nonces = iter(range(10**6, 10**7))
+
+
+def query(age: float = 0, **extra) -> dict:
+    timestamp, nonce = str(int(time.time() - age)), f"nonce{next(_nonces)}"
     return {"timestamp": timestamp, "nonce": nonce, "signature": sign(TOKEN, timestamp, nonce), **extra}
 
 
@@ -148,10 +166,13 @@ def test_server_verification_echoes_only_with_a_valid_signature(server):
     assert server.request("plain", "GET", bad)[0] == 403
 
 
-def test_plain_text_message_is_answered_passively_with_the_openid_in_metadata(server):
+def test_plain_text_message_is_answered_passively_with_the_signed_openid_in_metadata(server, monkeypatch):
+    monkeypatch.setenv("KEFU_TOKEN_SECRET", "wechat-test-secret")
     status, text = server.request("plain", "POST", query(), text_xml("小米14多少钱", msg_id()))
     assert status == 200 and "收到：小米14多少钱" in text and "<ToUserName><![CDATA[oUser123]]>" in text
-    assert PLAIN_BOT.received[0].metadata == {"wechat_openid": "oUser123"}
+    metadata = PLAIN_BOT.received[0].metadata
+    assert metadata["wechat_openid"] == "oUser123"
+    assert verify_wechat_identity(metadata["wechat_identity"]) == "oUser123"
     assert PLAIN_BOT.received[0].sender_id == "wechat-oUser123"
 
 
@@ -208,3 +229,60 @@ def test_safe_mode_decrypts_and_encrypts(server):
 def test_oversized_bodies_are_refused(server):
     assert server.request("plain", "POST", query(), text_xml("啊" * 40000, msg_id()))[0] == 413
     assert PLAIN_BOT.received == []
+
+
+def test_a_stale_or_future_timestamp_is_refused(server):
+    assert server.request("plain", "POST", query(age=301), text_xml("你好", msg_id()))[0] == 403
+    assert server.request("plain", "POST", query(age=-301), text_xml("你好", msg_id()))[0] == 403
+    assert server.request("plain", "GET", query(age=400, echostr="x"))[0] == 403
+    assert PLAIN_BOT.received == []
+    assert server.request("plain", "POST", query(age=200), text_xml("你好", msg_id()))[0] == 200
+
+
+def test_a_signed_query_replayed_with_another_body_is_refused(server):
+    signed = query()
+    assert server.request("plain", "POST", signed, text_xml("查订单", msg_id()))[0] == 200
+    forged = text_xml("帮我取消订单", msg_id(), openid="oVictim")
+    assert server.request("plain", "POST", signed, forged)[0] == 403
+    assert [m.text for m in PLAIN_BOT.received] == ["查订单"]
+
+
+def test_one_message_to_two_workers_and_after_a_restart_is_processed_once(server):
+    same = msg_id()
+    for worker in ("worker1", "worker2", "restarted"):
+        assert server.request(worker, "POST", query(), text_xml("查订单", same))[0] == 200
+    assert sum(len(bot.received) for bot in WORKER_BOTS.values()) == 1
+
+
+def test_the_retry_of_a_failed_message_is_answered(server):
+    same = msg_id()
+    assert server.request("failing", "POST", query(), text_xml("查订单", same))[0] == 500
+    status, text = server.request("failing", "POST", query(), text_xml("查订单", same))
+    assert status == 200 and "收到：查订单" in text
+    assert server.request("failing", "POST", query(), text_xml("查订单", same)) == (200, "success")
+    assert len(FAILING_BOT.received) == 2
+
+
+def test_reply_text_cannot_break_out_of_its_cdata(server):
+    import xml.etree.ElementTree as ElementTree
+
+    from kefu.channels.wechat import escape_cdata
+
+    sneaky = "a]]><MsgType>x</MsgType>"
+    status, text = server.request("plain", "POST", query(), text_xml(escape_cdata(sneaky), msg_id()))
+    assert status == 200
+    reply = ElementTree.fromstring(text)
+    assert reply.findtext("Content") == "收到：" + sneaky and reply.findtext("MsgType") == "text"
+
+
+def test_the_access_token_is_shared_through_the_state_store(tmp_path):
+    from kefu.channels.wechat_state import AccessTokenStorage
+    from kefu.db.engine import make_engine
+
+    url = f"sqlite:///{tmp_path / 'state.sqlite3'}"
+    first = AccessTokenStorage(DatabaseStateStore(make_engine(url)))
+    first.set("wx_access_token", "TOKEN-1", ttl=7200)
+    again = AccessTokenStorage(DatabaseStateStore(make_engine(url)))  # another worker, or after a restart
+    assert again.get("wx_access_token") == "TOKEN-1"
+    again.set("short", "x", ttl=-1)
+    assert again.get("short") is None

@@ -8,24 +8,35 @@ URL: /webhooks/wechat/webhook. Configure in credentials.yml:
       app_secret: ${WECHAT_APP_SECRET}
       encoding_aes_key: ${WECHAT_AES_KEY}   # empty for plain mode
 
+      redis_url: ${REDIS_URL}               # optional: else the shop database
+
 - GET: server verification (signature over token, timestamp, nonce).
 - POST: text messages and subscribe/unsubscribe events, plain or AES safe
   mode. A forged or missing signature gets 403 and nothing is processed.
+  Plain mode signs only token, timestamp and nonce, not the body: a
+  timestamp more than 5 minutes off is refused, and a (timestamp, nonce)
+  pair seen with another body is a replay and refused. AES safe mode, which
+  signs the encrypted body, is the production setting.
 - WeChat retries a message three times when it gets no answer in 5 s:
-  messages are de-duplicated by MsgId.
+  messages are de-duplicated by MsgId, in a store every worker shares and
+  that survives a restart (kefu.channels.wechat_state); a message counts as
+  handled once it was processed, so the retry of a failed one is answered.
 - The 5-second deadline: if the bot has not answered in `reply_timeout`
   seconds, the passive reply is a short holding message and the real answer
   follows through the customer-service message API (客服消息接口).
-- The sender's openid goes into the message metadata (`wechat_openid`); an
-  openid bound to a customer counts as verification.
+- The sender's openid goes into the message metadata (`wechat_openid`) with
+  the channel's signed assertion of it (`wechat_identity`,
+  kefu.shop.tokens, needs KEFU_TOKEN_SECRET): only then does an openid bound
+  to a customer count as verification.
 """
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import inspect
 import logging
 import time
-from collections import OrderedDict
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
@@ -33,38 +44,37 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from kefu.channels.wechat_state import AccessTokenStorage, MemoryStateStore, StateStore, state_store
+from kefu.shop import tokens
+
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
 # Shown by WeChat itself, before any bot runs: kept here rather than in the domain.
 HOLDING_REPLY = "正在为您查询，请稍候～"
 UNSUPPORTED_REPLY = "小客暂时只能看懂文字消息哦，请用文字描述您的问题～"
+# WeChat's own advice for plain mode: a signed query older or newer than
+# this is refused, and the nonces seen are remembered this long.
+TIMESTAMP_WINDOW_SECONDS = 300
+# A message being processed by some worker; a crashed worker's claim lapses.
+PROCESSING_SECONDS = 60
+# A handled message: longer than WeChat's retries (three within ~15 s).
+HANDLED_SECONDS = 600
 
 
-class SeenMessages:
-    """MsgIds seen in the last `ttl` seconds (bounded), for WeChat's retries."""
-
-    def __init__(self, ttl: float = 60.0, capacity: int = 10000):
-        self.ttl, self.capacity = ttl, capacity
-        self._seen: "OrderedDict[str, float]" = OrderedDict()
-
-    def first_time(self, key: str) -> bool:
-        now = time.monotonic()
-        while self._seen and (next(iter(self._seen.values())) < now - self.ttl or len(self._seen) > self.capacity):
-            self._seen.popitem(last=False)
-        if key in self._seen:
-            return False
-        self._seen[key] = now
-        return True
+def escape_cdata(text: str) -> str:
+    """Text safe inside <![CDATA[...]]>: a `]]>` would end the section early."""
+    return text.replace("]]>", "]]]]><![CDATA[>")
 
 
 class CustomerServiceClient:
-    """Sends a text to a follower through WeChat's customer-service message API."""
+    """Sends a text to a follower through WeChat's customer-service message API.
+    The access token is kept in `session` (shared by every worker)."""
 
-    def __init__(self, app_id: str, app_secret: str):
+    def __init__(self, app_id: str, app_secret: str, session: Any = None):
         from wechatpy import WeChatClient
 
-        self._client = WeChatClient(app_id, app_secret)
+        self._client = WeChatClient(app_id, app_secret, session=session)
 
     async def send_text(self, openid: str, text: str) -> None:
         await asyncio.to_thread(self._client.message.send_text, openid, text)
@@ -99,18 +109,19 @@ class WeChatInput(InputChannel):
             app_secret=credentials.get("app_secret") or "",
             encoding_aes_key=credentials.get("encoding_aes_key") or "",
             reply_timeout=float(credentials.get("reply_timeout") or 4.5),
+            state=state_store(credentials.get("redis_url") or None),
         )
 
     def __init__(self, token: str, app_id: str = "", app_secret: str = "", encoding_aes_key: str = "",
                  reply_timeout: float = 4.5,
-                 client: Optional[Any] = None) -> None:
+                 client: Optional[Any] = None, state: Optional[StateStore] = None) -> None:
         self.token = token
         self.app_id = app_id
         self.encoding_aes_key = encoding_aes_key
         self.reply_timeout = reply_timeout
         self._client = client
         self._app_secret = app_secret
-        self.seen = SeenMessages()
+        self.state = state if state is not None else MemoryStateStore()
         self.pending: set = set()
         self.crypto = None
         if encoding_aes_key:
@@ -121,22 +132,31 @@ class WeChatInput(InputChannel):
     @property
     def client(self):
         if self._client is None:
-            self._client = CustomerServiceClient(self.app_id, self._app_secret)
+            self._client = CustomerServiceClient(self.app_id, self._app_secret,
+                                                 session=AccessTokenStorage(self.state))
         return self._client
 
     def _signature_ok(self, request: Request) -> bool:
-        from wechatpy.exceptions import InvalidSignatureException
-        from wechatpy.utils import check_signature
-
+        """A valid signature (compared in constant time) over a fresh timestamp."""
         args = request.args
         signature, timestamp, nonce = args.get("signature"), args.get("timestamp"), args.get("nonce")
-        if not (self.token and signature and timestamp and nonce):
+        if not (self.token and signature and timestamp and nonce) or not timestamp.isdigit():
             return False
-        try:
-            check_signature(self.token, signature, timestamp, nonce)
-        except InvalidSignatureException:
+        if abs(time.time() - int(timestamp)) > TIMESTAMP_WINDOW_SECONDS:
+            logger.warning("wechat: signed query with a timestamp %s s off refused", int(time.time()) - int(timestamp))
             return False
-        return True
+        expected = hashlib.sha1("".join(sorted((self.token, timestamp, nonce))).encode("utf-8")).hexdigest()
+        return hmac.compare_digest(expected.encode("ascii"), signature.encode("utf-8", "replace"))
+
+    def _replayed(self, request: Request) -> bool:
+        """A signed (timestamp, nonce) seen before with another body. The
+        same body again is WeChat's retry, which MsgId de-duplication answers."""
+        args = request.args
+        key = f"nonce:{args.get('timestamp')}:{args.get('nonce')}"
+        digest = hashlib.sha256(request.body or b"").hexdigest()
+        if self.state.claim(key, digest, 2 * TIMESTAMP_WINDOW_SECONDS):
+            return False
+        return self.state.get(key) not in (None, digest)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint("wechat_webhook", inspect.getmodule(self).__name__)
@@ -159,6 +179,9 @@ class WeChatInput(InputChannel):
                 return response.text("forbidden", status=403)
             if len(request.body or b"") > MAX_BODY_BYTES:
                 return response.text("payload too large", status=413)
+            if self._replayed(request):
+                logger.warning("wechat: a signed query replayed with another body refused")
+                return response.text("forbidden", status=403)
             try:
                 message = self._parse(request)
             except Exception as exc:  # noqa: BLE001 - any undecryptable or malformed body
@@ -182,44 +205,64 @@ class WeChatInput(InputChannel):
 
         if not text:
             return response.text("success")
-        xml = TextReply(message=message, content=text).render()
+        xml = TextReply(message=message, content=escape_cdata(text)).render()
         if self.crypto is not None:
             xml = self.crypto.encrypt_message(xml, request.args.get("nonce"), request.args.get("timestamp"))
         return response.text(xml, content_type="application/xml")
 
     async def _handle(self, message, request: Request, on_new_message) -> HTTPResponse:
         openid = message.source
-        key = str(getattr(message, "id", None) or f"{openid}:{message.create_time}:{message.type}")
-        if not self.seen.first_time(key):
-            logger.info("wechat: retry of message %s ignored", key)
+        key = "msg:" + str(getattr(message, "id", None) or f"{openid}:{message.create_time}:{message.type}")
+        if not self.state.claim(key, "processing", PROCESSING_SECONDS):
+            logger.info("wechat: retry of message %s (%s elsewhere) ignored", key, self.state.get(key) or "handled")
             return response.text("success")
         if message.type == "event":
             event = getattr(message, "event", "")
             if event == "subscribe":
                 text = "/greet"
             else:
+                self._handled(key)
                 return response.text("success")  # unsubscribe and others: nothing to say
         elif message.type == "text":
             text = message.content
         else:
+            self._handled(key)
             return self._reply(message, UNSUPPORTED_REPLY, request)
         collector = CollectingOutputChannel()
+        metadata = {tokens.OPENID_METADATA_KEY: openid}
+        identity = tokens.sign_wechat_identity(openid)
+        if identity:
+            metadata[tokens.WECHAT_METADATA_KEY] = identity
         user_message = UserMessage(text, collector, sender_id=f"wechat-{openid}", input_channel=self.name(),
-                                   metadata={"wechat_openid": openid})
+                                   metadata=metadata)
         task = asyncio.ensure_future(on_new_message(user_message))
         try:
             await asyncio.wait_for(asyncio.shield(task), timeout=self.reply_timeout)
         except asyncio.TimeoutError:
             logger.info("wechat: answer for %s not ready in %.1fs; replying later via the API", key, self.reply_timeout)
-            follow_up = asyncio.ensure_future(self._send_later(task, collector, openid))
+            follow_up = asyncio.ensure_future(self._send_later(task, collector, openid, key))
             self.pending.add(follow_up)
             follow_up.add_done_callback(self.pending.discard)
             return self._reply(message, HOLDING_REPLY, request)
+        except Exception:
+            # Not handled: WeChat's retry gets another go.
+            self.state.delete(key)
+            raise
+        self._handled(key)
         return self._reply(message, render_text(collector.messages), request)
 
-    async def _send_later(self, task, collector: CollectingOutputChannel, openid: str) -> None:
+    def _handled(self, key: str) -> None:
+        self.state.put(key, "handled", HANDLED_SECONDS)
+
+    async def _send_later(self, task, collector: CollectingOutputChannel, openid: str, key: str) -> None:
         try:
             await task
+        except Exception:  # noqa: BLE001 - logged for the operator; the customer got the holding reply
+            logger.exception("wechat: message %s from %s failed after the holding reply", key, openid)
+            self.state.delete(key)
+            return
+        self._handled(key)
+        try:
             text = render_text(collector.messages)
             if text:
                 await self.client.send_text(openid, text)

@@ -43,12 +43,15 @@ from kefu.nlu import rules
 from kefu.nlu.catalogue import CatalogueMatcher, term_key
 from kefu.nlu.text import MAX_MESSAGE_CHARS, normalise
 from kefu import rasa_speedups
+from kefu.shop.privacy import contains_sensitive, mask_sensitive
 
 rasa_speedups.install()
 
 logger = logging.getLogger(__name__)
 
 RAW_TEXT = "kefu_raw_text"
+# Set by the normaliser on a message whose bank card or ID number it masked.
+SENSITIVE = "kefu_sensitive"
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER], is_trainable=False)
@@ -65,16 +68,22 @@ class ChineseTextNormalizer(GraphComponent):
                execution_context: ExecutionContext) -> "ChineseTextNormalizer":
         return cls(config)
 
-    def _normalise(self, message: Message) -> None:
+    def _normalise(self, message: Message, mask: bool = False) -> None:
         text = message.get(TEXT)
         if not text or not isinstance(text, str):
             return
+        original = text
+        if mask and contains_sensitive(text):
+            # Masked on the whole text before the cut, so a number past the
+            # cut, or cut in two by it, reaches no component, slot or log.
+            message.set(SENSITIVE, True)
+            text = original = mask_sensitive(text)
         if len(text) > self.max_chars:
             logger.warning("message of %d characters cut to %d before NLU", len(text), self.max_chars)
             text = text[: self.max_chars]
         normalised = normalise(text)
         if normalised != message.get(TEXT):
-            message.set(RAW_TEXT, message.get(TEXT))
+            message.set(RAW_TEXT, original)
             message.set(TEXT, normalised)
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
@@ -84,7 +93,7 @@ class ChineseTextNormalizer(GraphComponent):
 
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
-            self._normalise(message)
+            self._normalise(message, mask=True)
         return messages
 
 
@@ -271,11 +280,9 @@ class SensitiveDataGuard(GraphComponent):
         return cls()
 
     def process(self, messages: List[Message]) -> List[Message]:
-        from kefu.shop.privacy import contains_sensitive, mask_sensitive
-
         for message in messages:
             text = message.get(TEXT) or ""
-            if not contains_sensitive(text):
+            if not (message.get(SENSITIVE) or contains_sensitive(text)):
                 continue
             logger.warning("a customer typed a bank card or ID number; it is masked and the customer warned")
             message.set(TEXT, mask_sensitive(text))

@@ -22,7 +22,7 @@ from kefu.shop.errors import StateConflict
 from kefu.shop.repository import ShopRepository, get_repository
 from kefu.shop.requests import OrderRequest, TicketKind
 from kefu.shop.rules import Decision
-from kefu.shop.tokens import verify_customer_token
+from kefu.shop import tokens
 from kefu.shop.views import (
     CustomerView,
     OrderItemView,
@@ -120,17 +120,19 @@ class OrderService:
 
     # --- identity -------------------------------------------------------------
 
-    def customer_from_metadata(self, metadata: dict | None) -> CustomerView | None:
+    def customer_from_metadata(self, metadata: dict | None, sender_id: str | None = None) -> CustomerView | None:
         """A customer vouched for by the channel: a signed token, or a WeChat
-        openid bound to a customer."""
+        openid the WeChat channel itself signed (an openid a client wrote
+        into its metadata counts for nothing). With `sender_id`, a WeChat
+        identity counts only in that openid's own conversation."""
         metadata = metadata or {}
-        customer_id = verify_customer_token(metadata.get("customer_token"))
+        customer_id = tokens.verify_customer_token(metadata.get(tokens.METADATA_KEY))
         if customer_id is not None:
             return self.repository.customer_by_id(customer_id)
-        openid = metadata.get("wechat_openid")
-        if isinstance(openid, str) and 0 < len(openid) <= 64:
-            return self.repository.customer_by_openid(openid)
-        return None
+        openid = tokens.verify_wechat_identity(metadata.get(tokens.WECHAT_METADATA_KEY))
+        if openid is None or (sender_id is not None and sender_id != f"wechat-{openid}"):
+            return None
+        return self.repository.customer_by_openid(openid)
 
     def verify_phone_tail(self, conversation_id: str, order: OrderView, phone_tail: str) -> Verification:
         """A right tail unlocks this one order for the conversation (not the

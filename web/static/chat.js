@@ -14,15 +14,26 @@
   var login = document.getElementById("login");
   var emojiPanel = document.getElementById("emoji-panel");
 
-  // The session survives a reload: same sender id, same transcript.
+  // The session survives a reload: same sender id, same transcript. The
+  // sender id and its session token come from the server (POST /api/session):
+  // the REST channel accepts no sender id the page made up.
   var state = load();
   function load() {
     try {
       var saved = JSON.parse(localStorage.getItem(STORE));
-      if (saved && saved.sender) return saved;
+      if (saved && saved.history) return saved;
     } catch (e) { /* a corrupt store starts a new session */ }
-    return { sender: "web-" + Math.random().toString(36).slice(2, 12) + Date.now().toString(36), history: [], token: null };
+    return { sender: null, sessionToken: null, history: [], token: null };
   }
+  function session() {
+    if (state.sender && state.sessionToken) return Promise.resolve();
+    return fetch("/api/session", { method: "POST" }).then(function (r) {
+      if (!r.ok) throw new Error("no session: HTTP " + r.status);
+      return r.json();
+    }).then(function (body) { state.sender = body.sender; state.sessionToken = body.session_token; save(); });
+  }
+  // A new conversation: the bot forgets who the customer was.
+  function forgetSession() { state.sender = null; state.sessionToken = null; state.token = null; save(); }
   function save() {
     state.history = state.history.slice(-200);
     localStorage.setItem(STORE, JSON.stringify(state));
@@ -147,13 +158,16 @@
   function deliver(text, attempt) {
     typing.hidden = false;
     scroll();
-    return fetchToken().then(function (token) {
-      var body = { sender: state.sender, message: text };
-      if (token) body.metadata = { customer_token: token };
+    return session().then(fetchToken).then(function (token) {
+      var body = { sender: state.sender, message: text, metadata: { session_token: state.sessionToken } };
+      if (token) body.metadata.customer_token = token;
       return fetch(config.rasaUrl.replace(/\/$/, "") + "/webhooks/rest/webhook", {
         method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body)
       });
     }).then(function (r) {
+      // A session the server no longer accepts (expired, or a new secret
+      // after a restart): the retry starts a new one.
+      if (r.status === 403) state.sessionToken = null;
       if (!r.ok) throw new Error("HTTP " + r.status);
       return r.json();
     }).then(function (replies) {
@@ -183,7 +197,9 @@
   login.hidden = !config.demoLogin;
   login.parentElement.hidden = !config.demoLogin;
   login.checked = !!state.token;
-  login.onchange = function () { state.token = null; save(); };
+  // Unticking 已登录 ends the logged-in conversation: the next message
+  // starts a new one, in which the bot knows nothing of the customer.
+  login.onchange = function () { if (login.checked) { state.token = null; save(); } else { forgetSession(); } };
 
   state.history.forEach(function (entry, i) {
     render({ who: entry.who, m: entry.m, t: entry.t, live: i === state.history.length - 1 });

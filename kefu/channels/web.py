@@ -1,0 +1,95 @@
+"""REST and socket.io channels that take nobody's word for who they are.
+
+Rasa's own channels pass on whatever a client writes: any sender id (so
+anyone could continue a conversation whose id they guessed or saw), any
+`input_channel` and any metadata (a WeChat openid, say). These:
+
+* accept a sender id only with its session token (kefu.shop.tokens: the
+  chat page gets both from `POST /api/session` of `python -m kefu.web`, a
+  shop's site signs them with KEFU_TOKEN_SECRET); without a configured
+  secret every message is refused;
+* refuse sender ids of the WeChat channel (`wechat-…`);
+* drop the metadata keys only the server may set (the WeChat identity) and
+  name themselves as the input channel.
+
+Configured in credentials.yml under their class names; the REST one keeps
+the URL /webhooks/rest/webhook.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Awaitable, Callable, Dict, Optional, Text
+
+from rasa.core.channels.channel import UserMessage
+from rasa.core.channels.rest import RestInput
+from rasa.core.channels.socketio import SocketIOInput
+from sanic.exceptions import Forbidden
+from sanic.request import Request
+
+from kefu.shop import tokens
+
+logger = logging.getLogger(__name__)
+
+RESERVED_SENDER_PREFIXES = ("wechat-",)
+MAX_SENDER_CHARS = 128
+
+
+def sender_refusal(sender_id: object, metadata: object) -> str | None:
+    """Why a message from a web client must be refused, or None."""
+    if not isinstance(sender_id, str) or not sender_id or len(sender_id) > MAX_SENDER_CHARS:
+        return "missing or malformed sender id"
+    if sender_id.startswith(RESERVED_SENDER_PREFIXES):
+        return "sender id reserved for another channel"
+    token = metadata.get(tokens.SESSION_METADATA_KEY) if isinstance(metadata, dict) else None
+    if not tokens.verify_session_token(sender_id, token):
+        return "sender id without a valid session token"
+    return None
+
+
+def client_metadata(metadata: object) -> Dict[Text, Any]:
+    """The client's metadata without the keys only the server may set."""
+    if not isinstance(metadata, dict):
+        return {}
+    return {key: value for key, value in metadata.items() if key not in tokens.SERVER_ONLY_METADATA_KEYS}
+
+
+class VerifiedRestInput(RestInput):
+    @classmethod
+    def name(cls) -> Text:
+        return "rest"
+
+    async def _extract_sender(self, req: Request) -> Optional[Text]:
+        body = req.json if isinstance(req.json, dict) else {}
+        sender_id = body.get("sender")
+        refusal = sender_refusal(sender_id, body.get("metadata"))
+        if refusal:
+            logger.warning("rest: message refused from %s: %s", req.ip, refusal)
+            raise Forbidden(refusal)
+        return sender_id
+
+    def _extract_input_channel(self, req: Request) -> Text:
+        return self.name()
+
+    def get_metadata(self, request: Request) -> Optional[Dict[Text, Any]]:
+        return client_metadata(request.json.get("metadata"))
+
+
+class VerifiedSocketIOInput(SocketIOInput):
+    """Rasa's socket.io channel; each message is checked before the bot sees it."""
+
+    @classmethod
+    def name(cls) -> Text:
+        return "socketio"
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]):
+        async def checked(message: UserMessage) -> Any:
+            refusal = sender_refusal(message.sender_id, message.metadata)
+            if refusal:
+                logger.warning("socketio: message refused: %s", refusal)
+                return None
+            message.metadata = client_metadata(message.metadata)
+            message.input_channel = self.name()
+            return await on_new_message(message)
+
+        return super().blueprint(checked)
+
