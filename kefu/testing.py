@@ -12,10 +12,11 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any
 
 import yaml
 
@@ -59,7 +60,7 @@ class Servers:
     rasa_pid: int = 0
     actions_pid: int = 0
 
-    def post_json(self, path: str, payload: dict, timeout: float = 30) -> object:
+    def post_json(self, path: str, payload: dict, timeout: float = 30) -> Any:
         request = urllib.request.Request(
             self.rasa_url + path, data=json.dumps(payload).encode("utf-8"),
             headers={"Content-Type": "application/json"}, method="POST",
@@ -67,15 +68,15 @@ class Servers:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read().decode("utf-8") or "null")
 
-    def get_json(self, path: str, timeout: float = 30) -> object:
+    def get_json(self, path: str, timeout: float = 30) -> Any:
         with urllib.request.urlopen(self.rasa_url + path, timeout=timeout) as response:
             return json.loads(response.read().decode("utf-8"))
 
     def say(self, sender: str, text: str, metadata: dict | None = None) -> list[dict]:
-        payload = {"sender": sender, "message": text}
+        payload: dict[str, Any] = {"sender": sender, "message": text}
         if metadata:
             payload["metadata"] = metadata
-        return self.post_json("/webhooks/rest/webhook", payload)  # type: ignore[return-value]
+        return self.post_json("/webhooks/rest/webhook", payload)
 
 
 def _stop(process: subprocess.Popen) -> None:

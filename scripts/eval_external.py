@@ -37,8 +37,9 @@ async def evaluate(model: Path) -> dict:
 
     agent = Agent.load(str(model))
     rows = [json.loads(line) for line in BENCHMARK.read_text(encoding="utf-8").splitlines() if line.strip()]
-    totals, correct = Counter(), Counter()
-    confusions = Counter()
+    totals: Counter[str] = Counter()
+    correct: Counter[str] = Counter()
+    confusions: Counter[tuple[str, str]] = Counter()
     for row in rows:
         got = predicted_intent(await agent.parse_message(row["text"]))
         totals[row["intent"]] += 1
@@ -47,7 +48,7 @@ async def evaluate(model: Path) -> dict:
         else:
             confusions[(row["intent"], got)] += 1
     group_of = {intent: group for group, intents in GROUPS.items() for intent in intents}
-    groups = defaultdict(lambda: [0, 0])
+    groups: defaultdict[str, list[int]] = defaultdict(lambda: [0, 0])
     for intent, total in totals.items():
         groups[group_of.get(intent, "other")][0] += correct[intent]
         groups[group_of.get(intent, "other")][1] += total

@@ -22,7 +22,6 @@ URL: /webhooks/wechat/webhook. Configure in credentials.yml:
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import time
 from collections import OrderedDict
@@ -139,7 +138,7 @@ class WeChatInput(InputChannel):
         return True
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        webhook = Blueprint("wechat_webhook", inspect.getmodule(self).__name__)
+        webhook = Blueprint("wechat_webhook", type(self).__module__)
 
         @webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
