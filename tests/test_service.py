@@ -1,4 +1,4 @@
-"""Service rules of shared/spec/shop.md, as pure functions and through the
+"""Service rules of docs/shop.md, as pure functions and through the
 service layer against a seeded SQLite database (the real data layer)."""
 from __future__ import annotations
 
