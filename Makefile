@@ -5,11 +5,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 RASA := $(VENV)/bin/rasa
 
-.PHONY: help install run test train shell reseed db showcase validate bench cv clean
+.PHONY: help install run test check train shell reseed db showcase validate bench cv clean
 
 help:
 	@echo "make run      install if needed, seed the shop, train if changed, start everything (Ctrl-C stops)"
-	@echo "make test     the whole test suite from a fresh clone"
+	@echo "make test     the whole test suite from a fresh clone (runs 'make check' first)"
+	@echo "make check    lint, formatting, types and the fast tests (under a minute)"
 	@echo "make shell    chat in the terminal (needs 'make run' in another terminal for the actions)"
 	@echo "make reseed   drop and refill the demo shop database"
 	@echo "make showcase list the demo orders and phones to try"
@@ -25,6 +26,9 @@ run:
 
 test:
 	@bash scripts/test.sh
+
+check:
+	@bash scripts/check.sh
 
 train: install
 	@source scripts/lib.sh && ensure_database && ensure_model >/dev/null

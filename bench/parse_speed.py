@@ -13,7 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench.baseline import BASELINE_DIR, baseline_model
+from bench.baseline import baseline_model
 from kefu.db.engine import make_engine
 from kefu.shop.demo import seed
 from kefu.testing import newest_model, running_servers

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from bench.baseline import BASELINE_DIR, RASA
 from kefu.testing import _stop, free_port, wait_for

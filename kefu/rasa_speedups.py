@@ -59,38 +59,109 @@ tracker are sent as before). Encoding and decoding the whole history for
 each of the three or four action calls of a turn was the largest part of
 a long conversation's turn (BENCHMARKS.md). Our actions look back at most
 two user turns (action_fallback); rasa_sdk's forms only at the events after
-the latest user message.
+the latest user message. Without the replacements (stock Rasa) the option is
+ignored and every event is sent.
 
-Installed when the Rasa server imports our NLU components or tracker store
-(both always load with this project's config); installing twice is a no-op.
+Installation: `install()`, once per process, from the one place every
+process that trains, tests or serves our model goes through: Rasa imports
+kefu.nlu.components (config.yml names its components) before it builds or
+loads any part of the model, and that module calls `install()`. Nothing
+else installs them (importing kefu.tracker_store changes nothing in Rasa).
+`install()` is idempotent and guarded:
+
+* it refuses, with a warning in the log, any Rasa but the version these
+  replacements were written for (`RASA_VERSION`): they copy and replace
+  private Rasa code, which may differ in any other release;
+* `KEFU_RASA_SPEEDUPS=0` in the environment leaves stock Rasa (to compare,
+  or to rule the replacements out when something looks wrong);
+* every replaced attribute is kept in `ORIGINALS`, and `uninstall()` puts
+  them all back (tests use it to compare with Rasa's own code).
 """
 from __future__ import annotations
 
 import itertools
 import logging
-from typing import Any, Dict, Text
+import os
+from collections.abc import Callable, Iterable, Reversible, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rasa.core.actions.action import RemoteAction
+    from rasa.core.featurizers.tracker_featurizers import MaxHistoryTrackerFeaturizer
+    from rasa.core.policies.rule_policy import RulePolicy
+    from rasa.shared.core.domain import Domain, State
+    from rasa.shared.core.events import Event
+    from rasa.shared.core.trackers import DialogueStateTracker
 
 logger = logging.getLogger(__name__)
-_INSTALLED = False
-# Rasa's own functions that install() replaced, by name, for tests.
-ORIGINALS: Dict[Text, Any] = {}
+
+RASA_VERSION = "3.6.21"  # the only Rasa these replacements were written for and tested against
+SWITCH = "KEFU_RASA_SPEEDUPS"  # "0": stock Rasa
+RECENT_USER_TURNS = "kefu_recent_user_turns"  # the action_endpoint option in endpoints.yml
+
+# Rasa's own attributes that install() replaced, by "Class.attribute", as
+# found in the class's __dict__ (so a staticmethod or classmethod is kept as
+# such); _ABSENT when the class only inherited it.
+ORIGINALS: dict[str, Any] = {}
+_OWNERS: dict[str, type] = {}
+_ABSENT = object()
+_installed = False
 
 
-def install() -> None:
-    global _INSTALLED
-    if _INSTALLED:
-        return
-    _cache_response_validator()
-    _cache_event_types()
-    _cache_dialogue_states()
-    _cache_applied_events()
-    _send_recent_events_to_actions()
-    _copy_without_replay()
-    _rules_read_recent_states()
-    _slice_before_copying()
-    _build_models_eagerly()
-    _INSTALLED = True
-    logger.debug("Rasa per-turn costs removed (kefu.rasa_speedups)")
+def install() -> bool:
+    """Replaces the Rasa methods described above, once; returns whether they
+    are in place. Leaves stock Rasa (and says why in the log) when
+    KEFU_RASA_SPEEDUPS=0, on any Rasa version but RASA_VERSION, or when a
+    replacement cannot be made."""
+    global _installed
+    if _installed:
+        return True
+    if os.environ.get(SWITCH, "1").strip() == "0":
+        logger.info("%s=0: running stock Rasa, without kefu.rasa_speedups", SWITCH)
+        return False
+    import rasa
+
+    if rasa.__version__ != RASA_VERSION:
+        logger.warning("kefu.rasa_speedups was written for Rasa %s, found Rasa %s: running stock Rasa "
+                       "(slower turns, same answers)", RASA_VERSION, rasa.__version__)
+        return False
+    try:
+        for replace in _REPLACEMENTS:
+            replace()
+    except Exception:  # noqa: BLE001 - a partial set of replacements is worse than none
+        logger.warning("kefu.rasa_speedups could not be installed: running stock Rasa", exc_info=True)
+        uninstall()
+        return False
+    _installed = True
+    logger.debug("Rasa per-turn costs removed (kefu.rasa_speedups: %d attributes replaced)", len(ORIGINALS))
+    return True
+
+
+def uninstall() -> None:
+    """Puts back every attribute install() replaced."""
+    global _installed
+    for name, original in reversed(list(ORIGINALS.items())):
+        owner, attribute = _OWNERS[name], name.rsplit(".", 1)[1]
+        if original is _ABSENT:
+            delattr(owner, attribute)
+        else:
+            setattr(owner, attribute, original)
+    ORIGINALS.clear()
+    _OWNERS.clear()
+    _installed = False
+
+
+def is_installed() -> bool:
+    return _installed
+
+
+def _replace(owner: type, attribute: str, replacement: Any) -> None:
+    """Sets `owner.attribute`, keeping the original for uninstall()."""
+    name = f"{owner.__name__}.{attribute}"
+    if name not in ORIGINALS:
+        ORIGINALS[name] = owner.__dict__.get(attribute, _ABSENT)
+        _OWNERS[name] = owner
+    setattr(owner, attribute, replacement)
 
 
 def is_live(tracker: Any) -> bool:
@@ -110,7 +181,7 @@ def _cache_response_validator() -> None:
     validator_class.check_schema(schema)
     validator = validator_class(schema)
 
-    def _validate_action_result(self: RemoteAction, result: Dict[Text, Any]) -> bool:
+    def _validate_action_result(self: RemoteAction, result: dict[str, Any]) -> bool:
         try:
             validator.validate(result)
             return True
@@ -123,7 +194,7 @@ def _cache_response_validator() -> None:
             )
             raise e
 
-    RemoteAction._validate_action_result = _validate_action_result
+    _replace(RemoteAction, "_validate_action_result", _validate_action_result)
 
 
 def _cache_event_types() -> None:
@@ -131,14 +202,14 @@ def _cache_event_types() -> None:
     from rasa.shared.utils.common import all_subclasses
 
     original = Event.resolve_by_type
-    by_name: Dict[Text, Any] = {}
+    by_name: dict[str, type[Event]] = {}
 
     def rebuild() -> None:
         by_name.clear()
         for cls in all_subclasses(Event):
             by_name.setdefault(cls.type_name, cls)
 
-    def resolve_by_type(type_name: Text, default: Any = None) -> Any:
+    def resolve_by_type(type_name: str, default: type[Event] | None = None) -> type[Event] | None:
         cls = by_name.get(type_name)
         if cls is None:
             rebuild()
@@ -147,21 +218,25 @@ def _cache_event_types() -> None:
             return cls
         return original(type_name, default)
 
-    Event.resolve_by_type = staticmethod(resolve_by_type)
+    _replace(Event, "resolve_by_type", staticmethod(resolve_by_type))
+
+
+# (position in the replayed events, state or None when the turn is hidden,
+# the two loop variables of Rasa's loop after it)
+LoopVariables = tuple[Any, bool]
+Turn = tuple[int, "State | None", LoopVariables]
 
 
 class _StatesCache:
     """The states of one live tracker's history, for one set of arguments."""
 
     def __init__(self) -> None:
-        self.events: list = []        # the applied events replayed so far
-        self.replay: Any = None       # a tracker with exactly those events applied
-        # One entry per ActionExecuted replayed: (position in `events`,
-        # state or None when the turn is hidden, the two loop variables after it).
-        self.turns: list = []
+        self.events: list[Event] = []  # the applied events replayed so far
+        self.replay: DialogueStateTracker | None = None  # a tracker with exactly those events applied
+        self.turns: list[Turn] = []  # one entry per ActionExecuted replayed
 
 
-def _copy_states(states: list) -> list:
+def _copy_states(states: Sequence[State]) -> list[State]:
     """Copies of the states for the caller to change, with the user
     sub-states that Rasa shares between states still shared among the
     copies. Only the user sub-states are copied: the featurizers delete the
@@ -170,7 +245,7 @@ def _copy_states(states: list) -> list:
     conversation cost more than building the new states)."""
     from rasa.shared.core.constants import USER
 
-    users: Dict[int, Any] = {}
+    users: dict[int, Any] = {}
     copies = []
     for state in states:
         twin = dict(state)
@@ -184,8 +259,9 @@ def _copy_states(states: list) -> list:
     return copies
 
 
-def _state_at(domain, tracker, hide_rule_turn, previous, loop, omit_unset_slots, ignore_rule_only_turns,
-              rule_only_data):
+def _state_at(domain: Domain, tracker: DialogueStateTracker, hide_rule_turn: bool, previous: State | None,
+              loop: LoopVariables, omit_unset_slots: bool, ignore_rule_only_turns: bool,
+              rule_only_data: dict[str, Any] | None) -> tuple[State | None, LoopVariables]:
     """The body of Rasa's loop in `Domain.states_for_tracker_history` for one
     turn: returns (state or None when hidden, new loop variables)."""
     from rasa.shared.core.constants import PREVIOUS_ACTION
@@ -208,11 +284,12 @@ def _state_at(domain, tracker, hide_rule_turn, previous, loop, omit_unset_slots,
     return domain._clean_state(state), (last_ml_action_sub_state, turn_was_hidden)
 
 
-def _kept_states(domain, tracker, omit_unset_slots, ignore_rule_only_turns, rule_only_data) -> list:
+def _kept_states(domain: Domain, tracker: DialogueStateTracker, omit_unset_slots: bool,
+                 ignore_rule_only_turns: bool, rule_only_data: dict[str, Any] | None) -> list[State]:
     """The states of a live tracker, kept with it: not to be changed."""
     from rasa.shared.core.events import ActionExecuted
 
-    caches = getattr(tracker, "_kefu_states", None)
+    caches: dict[tuple[Any, ...], _StatesCache] | None = getattr(tracker, "_kefu_states", None)
     if caches is None:
         caches = tracker._kefu_states = {}
     key = (id(domain), omit_unset_slots, ignore_rule_only_turns, repr(rule_only_data))
@@ -231,19 +308,20 @@ def _kept_states(domain, tracker, omit_unset_slots, ignore_rule_only_turns, rule
         cache.replay = tracker.init_copy()
         for event in applied[:kept]:
             cache.replay.update(event)
-    loop = cache.turns[-1][2] if cache.turns else (None, False)
+    replay = cache.replay
+    loop: LoopVariables = cache.turns[-1][2] if cache.turns else (None, False)
     previous = next((turn[1] for turn in reversed(cache.turns) if turn[1] is not None), None)
     for position in range(kept, len(applied)):
         event = applied[position]
         if isinstance(event, ActionExecuted):
-            state, loop = _state_at(domain, cache.replay, event.hide_rule_turn, previous, loop,
+            state, loop = _state_at(domain, replay, event.hide_rule_turn, previous, loop,
                                     omit_unset_slots, ignore_rule_only_turns, rule_only_data)
             cache.turns.append((position, state, loop))
             if state is not None:
                 previous = state
-        cache.replay.update(event)
+        replay.update(event)
     cache.events = applied  # a list of our own: applied_events() returns a new one
-    final, _ = _state_at(domain, cache.replay, False, previous, loop,
+    final, _ = _state_at(domain, replay, False, previous, loop,
                          omit_unset_slots, ignore_rule_only_turns, rule_only_data)
     states = [turn[1] for turn in cache.turns if turn[1] is not None]
     if final is not None:
@@ -256,23 +334,32 @@ def _cache_dialogue_states() -> None:
 
     original = Domain.states_for_tracker_history
 
-    def states_for_tracker_history(self, tracker, omit_unset_slots=False, ignore_rule_only_turns=False,
-                                   rule_only_data=None):
+    def states_for_tracker_history(self: Domain, tracker: DialogueStateTracker, omit_unset_slots: bool = False,
+                                   ignore_rule_only_turns: bool = False,
+                                   rule_only_data: dict[str, Any] | None = None) -> list[State]:
         if not is_live(tracker):
             return original(self, tracker, omit_unset_slots, ignore_rule_only_turns, rule_only_data)
         return _copy_states(_kept_states(self, tracker, omit_unset_slots, ignore_rule_only_turns, rule_only_data))
 
-    Domain.states_for_tracker_history = states_for_tracker_history
+    _replace(Domain, "states_for_tracker_history", states_for_tracker_history)
 
 
 def _cache_applied_events() -> None:
-    from rasa.shared.core.events import (ActionExecuted, ActionReverted, ActiveLoop, Restarted, SessionStarted,
-                                         UserUtteranceReverted, UserUttered)
+    from rasa.shared.core.events import (
+        ActionExecuted,
+        ActionReverted,
+        ActiveLoop,
+        Restarted,
+        SessionStarted,
+        UserUtteranceReverted,
+        UserUttered,
+    )
     from rasa.shared.core.trackers import DialogueStateTracker
 
     original = DialogueStateTracker.applied_events
 
-    def apply(tracker, events, applied: list, loop_names: set) -> list:
+    def apply(tracker: DialogueStateTracker, events: Iterable[Event], applied: list[Event],
+              loop_names: set[str]) -> list[Event]:
         """Rasa's loop in `applied_events`, continued from `applied`."""
         for event in events:
             if isinstance(event, (Restarted, SessionStarted)):
@@ -289,7 +376,7 @@ def _cache_applied_events() -> None:
                 applied.append(event)
         return applied
 
-    def applied_events(self):
+    def applied_events(self: DialogueStateTracker) -> list[Event]:
         if not is_live(self):
             return original(self)
         events = self.events
@@ -311,13 +398,10 @@ def _cache_applied_events() -> None:
         self._kefu_applied = (count, events[-1] if count else None, applied, loop_names)
         return list(applied)
 
-    DialogueStateTracker.applied_events = applied_events
+    _replace(DialogueStateTracker, "applied_events", applied_events)
 
 
-RECENT_USER_TURNS = "kefu_recent_user_turns"
-
-
-def recent_events(events: Any, user_turns: int) -> list:
+def recent_events(events: Reversible[Event], user_turns: int) -> list[Event]:
     """The events from the `user_turns`-th last user message on (all of
     them when there are fewer user messages)."""
     from rasa.shared.core.events import UserUttered
@@ -341,7 +425,7 @@ def _send_recent_events_to_actions() -> None:
 
     original = RemoteAction._action_call_format
 
-    def _action_call_format(self: RemoteAction, tracker: Any, domain: Any) -> Dict[Text, Any]:
+    def _action_call_format(self: RemoteAction, tracker: DialogueStateTracker, domain: Domain) -> dict[str, Any]:
         turns = self.action_endpoint.kwargs.get(RECENT_USER_TURNS) if self.action_endpoint else None
         if not turns:
             return original(self, tracker, domain)
@@ -354,7 +438,7 @@ def _send_recent_events_to_actions() -> None:
             result["domain"] = domain.as_dict()
         return result
 
-    RemoteAction._action_call_format = _action_call_format
+    _replace(RemoteAction, "_action_call_format", _action_call_format)
 
 
 def _copy_without_replay() -> None:
@@ -365,10 +449,10 @@ def _copy_without_replay() -> None:
 
     original = DialogueStateTracker.copy
 
-    def latest_of(events, event_type):
+    def latest_of(events: Sequence[Event], event_type: type[Event]) -> Event | None:
         return next((event for event in reversed(events) if isinstance(event, event_type)), None)
 
-    def copy(self):
+    def copy(self: DialogueStateTracker) -> DialogueStateTracker:
         if not is_live(self):
             return original(self)
         twin = self.init_copy()
@@ -387,7 +471,7 @@ def _copy_without_replay() -> None:
         twin.active_loop = copying.copy(self.active_loop) if self.active_loop is not None else None
         return twin
 
-    DialogueStateTracker.copy = copy
+    _replace(DialogueStateTracker, "copy", copy)
 
 
 def _rules_read_recent_states() -> None:
@@ -397,13 +481,16 @@ def _rules_read_recent_states() -> None:
     original = RulePolicy._prediction_states
 
     def longest_rule(policy: RulePolicy) -> int:
-        length = getattr(policy, "_kefu_longest_rule", None)
+        length: int | None = getattr(policy, "_kefu_longest_rule", None)
         if length is None:
             keys = list(policy.lookup.get(RULES, {})) + list(policy.lookup.get(RULES_FOR_LOOP_UNHAPPY_PATH, {}))
-            length = policy._kefu_longest_rule = max((len(policy._rule_key_to_state(k)) for k in keys), default=0)
+            length = max((len(policy._rule_key_to_state(k)) for k in keys), default=0)
+            policy._kefu_longest_rule = length
         return length
 
-    def _prediction_states(self, tracker, domain, use_text_for_last_user_input=False, rule_only_data=None):
+    def _prediction_states(self: RulePolicy, tracker: DialogueStateTracker, domain: Domain,
+                           use_text_for_last_user_input: bool = False,
+                           rule_only_data: dict[str, Any] | None = None) -> list[State]:
         if not is_live(tracker) or self.supported_data() == SupportedData.ML_DATA:
             return original(self, tracker, domain, use_text_for_last_user_input, rule_only_data)
         # What Policy._prediction_states asks of the featurizer for rule data,
@@ -413,7 +500,7 @@ def _rules_read_recent_states() -> None:
         self.featurizer._choose_last_user_input([recent], use_text_for_last_user_input)
         return recent
 
-    RulePolicy._prediction_states = _prediction_states
+    _replace(RulePolicy, "_prediction_states", _prediction_states)
 
 
 def _slice_before_copying() -> None:
@@ -421,8 +508,10 @@ def _slice_before_copying() -> None:
 
     original = MaxHistoryTrackerFeaturizer.prediction_states
 
-    def prediction_states(self, trackers, domain, use_text_for_last_user_input=False, ignore_rule_only_turns=False,
-                          rule_only_data=None, ignore_action_unlikely_intent=False):
+    def prediction_states(self: MaxHistoryTrackerFeaturizer, trackers: list[DialogueStateTracker], domain: Domain,
+                          use_text_for_last_user_input: bool = False, ignore_rule_only_turns: bool = False,
+                          rule_only_data: dict[str, Any] | None = None,
+                          ignore_action_unlikely_intent: bool = False) -> list[list[State]]:
         if not self.max_history or not all(is_live(t) for t in trackers):
             return original(self, trackers, domain, use_text_for_last_user_input, ignore_rule_only_turns,
                             rule_only_data, ignore_action_unlikely_intent)
@@ -436,7 +525,7 @@ def _slice_before_copying() -> None:
         self._choose_last_user_input(trackers_as_states, use_text_for_last_user_input)
         return trackers_as_states
 
-    MaxHistoryTrackerFeaturizer.prediction_states = prediction_states
+    _replace(MaxHistoryTrackerFeaturizer, "prediction_states", prediction_states)
 
 
 def _build_models_eagerly() -> None:
@@ -445,10 +534,8 @@ def _build_models_eagerly() -> None:
     from rasa.utils.tensorflow.data_generator import RasaBatchDataGenerator
     from rasa.utils.tensorflow.models import RasaModel
 
-    ORIGINALS["RasaModel.load"] = RasaModel.__dict__["load"]  # the classmethod itself
-
-    def load(cls, model_file_name, model_data_example, predict_data_example=None, finetune_mode=False,
-             *args, **kwargs):
+    def load(cls: type[RasaModel], model_file_name: str, model_data_example: Any, predict_data_example: Any = None,
+             finetune_mode: bool = False, *args: Any, **kwargs: Any) -> RasaModel:
         # Rasa's RasaModel.load, with one eager training step instead of `fit`.
         model = cls(*args, **kwargs)
         config = kwargs.get("config", {})
@@ -461,4 +548,18 @@ def _build_models_eagerly() -> None:
             model.run_inference(predict_data_example)
         return model
 
-    RasaModel.load = classmethod(load)
+    _replace(RasaModel, "load", classmethod(load))
+
+
+# In this order: the installer of each replacement described in the module docstring.
+_REPLACEMENTS: list[Callable[[], None]] = [
+    _cache_response_validator,
+    _cache_event_types,
+    _cache_dialogue_states,
+    _cache_applied_events,
+    _send_recent_events_to_actions,
+    _copy_without_replay,
+    _rules_read_recent_states,
+    _slice_before_copying,
+    _build_models_eagerly,
+]

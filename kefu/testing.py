@@ -15,10 +15,11 @@ import time
 import unicodedata
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any
 
 import yaml
 
@@ -90,7 +91,7 @@ class Servers:
     token_secret: str = ""
     action_secret: str = ""
 
-    def post_json(self, path: str, payload: dict, timeout: float = 30) -> object:
+    def post_json(self, path: str, payload: dict, timeout: float = 30) -> Any:
         request = urllib.request.Request(
             self.rasa_url + path, data=json.dumps(payload).encode("utf-8"),
             headers={"Content-Type": "application/json"}, method="POST",
@@ -98,7 +99,7 @@ class Servers:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read().decode("utf-8") or "null")
 
-    def get_json(self, path: str, timeout: float = 30) -> object:
+    def get_json(self, path: str, timeout: float = 30) -> Any:
         with urllib.request.urlopen(self.rasa_url + path, timeout=timeout) as response:
             return json.loads(response.read().decode("utf-8"))
 
@@ -113,10 +114,10 @@ class Servers:
         metadata = dict(metadata or {})
         if signed:
             metadata.setdefault("session_token", self.session_token(sender))
-        payload = {"sender": sender, "message": text}
+        payload: dict[str, Any] = {"sender": sender, "message": text}
         if metadata:
             payload["metadata"] = metadata
-        return self.post_json("/webhooks/rest/webhook", payload)  # type: ignore[return-value]
+        return self.post_json("/webhooks/rest/webhook", payload)
 
 
 def _stop(process: subprocess.Popen) -> None:

@@ -38,6 +38,7 @@ import json
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional, Sequence
 
@@ -46,10 +47,8 @@ from rasa.shared.core.conversation import Dialogue
 from rasa.shared.core.events import BotUttered, Event, SessionStarted, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from kefu import rasa_speedups
 from kefu.shop.privacy import contains_sensitive, mask_in_place, mask_sensitive
 
-rasa_speedups.install()
 logger = logging.getLogger(__name__)
 
 DEFAULT_LIVE_TRACKERS = 1000
@@ -75,7 +74,7 @@ def mask_events(events: Iterable[Event]) -> None:
         mask_in_place(getattr(event, "metadata", None))
 
 
-def mask_tracker(tracker: DialogueStateTracker, events: Optional[Sequence[Event]] = None) -> None:
+def mask_tracker(tracker: DialogueStateTracker, events: Sequence[Event] | None = None) -> None:
     """Masks `events` (all of the tracker's by default) and the latest message."""
     mask_events(tracker.events if events is None else events)
     latest = tracker.latest_message
@@ -103,13 +102,13 @@ class EventLog:
     """One conversation's events as JSON texts, with a version counter that
     changes on every write and the position of the last session start."""
 
-    def version(self, sender_id: str) -> Optional[int]:
+    def version(self, sender_id: str) -> int | None:
         raise NotImplementedError
 
-    def read(self, sender_id: str, current_session: bool) -> Optional[StoredLog]:
+    def read(self, sender_id: str, current_session: bool) -> StoredLog | None:
         raise NotImplementedError
 
-    def append(self, sender_id: str, texts: list[str], session_start: Optional[int]) -> tuple[int, int]:
+    def append(self, sender_id: str, texts: list[str], session_start: int | None) -> tuple[int, int]:
         """Appends; returns (new version, length before the append)."""
         raise NotImplementedError
 
@@ -150,11 +149,11 @@ class MemoryEventLog(EventLog):
                 break
             self._logs.popitem(last=False)
 
-    def version(self, sender_id: str) -> Optional[int]:
+    def version(self, sender_id: str) -> int | None:
         stored = self._get(sender_id)
         return stored[0] if stored else None
 
-    def read(self, sender_id: str, current_session: bool) -> Optional[StoredLog]:
+    def read(self, sender_id: str, current_session: bool) -> StoredLog | None:
         stored = self._get(sender_id)
         if stored is None:
             return None
@@ -192,7 +191,7 @@ class RedisEventLog(EventLog):
     return {meta[1], start, redis.call('LRANGE', KEYS[2], start, -1)}
     """
 
-    def __init__(self, client: Any, key_prefix: str, record_exp: Optional[float]) -> None:
+    def __init__(self, client: Any, key_prefix: str, record_exp: float | None) -> None:
         self._redis = client
         self._prefix = key_prefix
         self._expire = int(record_exp) if record_exp else None
@@ -242,7 +241,7 @@ class RedisEventLog(EventLog):
         return [key[len(meta_prefix):] for key in self._redis.scan_iter(match=f"{meta_prefix}*")]
 
 
-def _last_session_start(events: Sequence[Event], base: int) -> Optional[int]:
+def _last_session_start(events: Sequence[Event], base: int) -> int | None:
     for index in range(len(events) - 1, -1, -1):
         if isinstance(events[index], SessionStarted):
             return base + index
@@ -260,10 +259,10 @@ class EventLogTrackerStore(TrackerStore):
         super().__init__(domain, event_broker, **kwargs)
 
     # -- reading -----------------------------------------------------------
-    async def retrieve(self, sender_id: str) -> Optional[DialogueStateTracker]:
+    async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
         live = self._live.get(sender_id)
         if live is not None:
-            mark: _ReadMark = live._kefu_read_mark  # type: ignore[attr-defined]
+            mark: _ReadMark = live._kefu_read_mark
             # Unchanged in the store, and nothing added to it since it was saved.
             if mark.version == self.event_log.version(sender_id) and len(live.events) == mark.stored_events:
                 self._live.move_to_end(sender_id)
@@ -271,10 +270,10 @@ class EventLogTrackerStore(TrackerStore):
             del self._live[sender_id]
         return self._read(sender_id, current_session=True)
 
-    async def retrieve_full_tracker(self, sender_id: str) -> Optional[DialogueStateTracker]:
+    async def retrieve_full_tracker(self, sender_id: str) -> DialogueStateTracker | None:
         return self._read(sender_id, current_session=False)
 
-    def _read(self, sender_id: str, current_session: bool) -> Optional[DialogueStateTracker]:
+    def _read(self, sender_id: str, current_session: bool) -> DialogueStateTracker | None:
         stored = self.event_log.read(sender_id, current_session)
         if stored is None:
             logger.debug("no stored conversation %r", sender_id)
@@ -282,7 +281,7 @@ class EventLogTrackerStore(TrackerStore):
         events = [Event.from_parameters(json.loads(text)) for text in stored.texts]
         tracker = self.init_tracker(sender_id)
         tracker.recreate_from_dialogue(Dialogue(sender_id, events))
-        tracker._kefu_read_mark = _ReadMark(stored.version, stored.offset, len(events), current_session)  # type: ignore[attr-defined]
+        tracker._kefu_read_mark = _ReadMark(stored.version, stored.offset, len(events), current_session)
         if current_session:
             self._keep_alive(tracker)
         return tracker
@@ -300,7 +299,7 @@ class EventLogTrackerStore(TrackerStore):
 
     # -- writing -----------------------------------------------------------
     async def save(self, tracker: DialogueStateTracker) -> None:
-        mark: Optional[_ReadMark] = getattr(tracker, "_kefu_read_mark", None)
+        mark: _ReadMark | None = getattr(tracker, "_kefu_read_mark", None)
         sender_id = tracker.sender_id
         if mark is None or tracker.events.maxlen is not None or len(tracker.events) < mark.stored_events:
             await self._replace(tracker)
@@ -319,7 +318,7 @@ class EventLogTrackerStore(TrackerStore):
             logger.warning("conversation %r changed while a turn was running (%d stored events, expected %d)",
                            sender_id, length_before, expected)
         await self._publish(sender_id, new_events)
-        tracker._kefu_read_mark = _ReadMark(version, mark.offset, len(tracker.events), mark.current_session)  # type: ignore[attr-defined]
+        tracker._kefu_read_mark = _ReadMark(version, mark.offset, len(tracker.events), mark.current_session)
         older_sessions_held = session_start is not None and mark.stored_events + session_start > 0
         if mark.current_session and length_before == expected and not older_sessions_held:
             self._keep_alive(tracker)
@@ -339,7 +338,7 @@ class EventLogTrackerStore(TrackerStore):
         self._live.pop(tracker.sender_id, None)
         if tracker.events.maxlen is None:
             # The whole log is in this tracker: it is read from offset 0.
-            tracker._kefu_read_mark = _ReadMark(version, 0, len(events), session_start == 0)  # type: ignore[attr-defined]
+            tracker._kefu_read_mark = _ReadMark(version, 0, len(events), session_start == 0)
 
     async def _publish(self, sender_id: str, events: list[Event]) -> None:
         if self.event_broker is not None and events:
@@ -360,8 +359,8 @@ class MaskingRedisTrackerStore(EventLogTrackerStore):
     """Conversations in Redis, shared by every Rasa worker and process."""
 
     def __init__(self, domain, host: str = "localhost", port: int = 6379, db: int = 0,
-                 username: Optional[str] = None, password: Optional[str] = None, event_broker=None,
-                 record_exp: Optional[float] = None, key_prefix: Optional[str] = None, use_ssl: bool = False,
+                 username: str | None = None, password: str | None = None, event_broker=None,
+                 record_exp: float | None = None, key_prefix: str | None = None, use_ssl: bool = False,
                  live_trackers: int = DEFAULT_LIVE_TRACKERS, **kwargs: Any) -> None:
         import redis
 

@@ -10,6 +10,12 @@ STAMP="$VENV/.kefu-installed"
 # refuses to read the file when the variable is not set at all.
 export KEFU_ACTION_SECRET="${KEFU_ACTION_SECRET-}"
 
+# The tests `make check` runs: those that need no trained model, no server,
+# no PostgreSQL and take seconds (markers in pyproject.toml). `make test`
+# runs the others after it.
+FAST_TESTS="not model and not e2e and not browser and not postgres and not slow"
+SLOW_TESTS="model or e2e or browser or postgres or slow"
+
 say() { printf '\033[1;32m==>\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
 

@@ -68,7 +68,8 @@ def story_steps(events: list[dict], sent: list[str]) -> list[dict]:
                 if entities:
                     step["entities"] = entities
             else:
-                step = {"user": annotate(text, parse.get("entities", [])), "intent": key if intent == "faq" and key else intent}
+                step = {"user": annotate(text, parse.get("entities", [])),
+                        "intent": key if intent == "faq" and key else intent}
             steps.append(step)
         elif kind == "action" and event.get("name") not in SKIP_EVENTS:
             steps.append({"action": event["name"]})

@@ -42,7 +42,7 @@ def main() -> int:
         warnings.simplefilter("always")
         validator = Validator.from_importer(importer)
         # Each check reports through warnings, which are judged below.
-        for check in (
+        for _ in (
             validator.verify_intents_in_stories(False),
             validator.verify_utterances_in_stories(False),
             validator.verify_story_structure(False, max_history=None),

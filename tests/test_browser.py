@@ -37,7 +37,8 @@ def page_url(trained_model, tmp_path_factory):
     env = {"KEFU_TOKEN_SECRET": SECRET, "KEFU_DEMO_LOGIN": "1"}
     with running_servers(trained_model, url, extra_env=env, rasa_args=("--cors", origin)) as servers:
         log = servers.workdir / "web.log"
-        web = subprocess.Popen([sys.executable, "-m", "kefu.web", "--port", str(web_port), "--rasa-url", servers.rasa_url],
+        web = subprocess.Popen([sys.executable, "-m", "kefu.web", "--port", str(web_port),
+                                "--rasa-url", servers.rasa_url],
                                cwd=ROOT, env={**os.environ, **env}, stdout=log.open("w"), stderr=subprocess.STDOUT)
         try:
             wait_for(f"{origin}/", web, log)

@@ -44,7 +44,8 @@ def test_demo_shop_has_what_the_spec_asks(demo_engine):
     assert categories >= 8
     assert _count(demo_engine, Customer) >= 200
     assert _count(demo_engine, Order) == 1000
-    assert statuses == {"pending_payment", "paid", "shipped", "delivered", "completed", "cancelled", "refunding", "refunded"}
+    assert statuses == {"pending_payment", "paid", "shipped", "delivered", "completed", "cancelled", "refunding",
+                        "refunded"}
     assert _count(demo_engine, Product, Product.stock == 0) > 0
     assert _count(demo_engine, Product, Product.returnable.is_(False)) > 0
     assert _count(demo_engine, AftersalesTicket) > 0

@@ -233,7 +233,8 @@ def test_handoff_on_request(bot, shop):
     assert count(engine, HandoffRequest, HandoffRequest.conversation_id == chat.sender) == 1
 
 
-@pytest.mark.parametrize("text", ["啊" * 10000, "😀😀😀", "'; DROP TABLE orders; --", "   ", "<script>alert(1)</script>"])
+@pytest.mark.parametrize("text", ["啊" * 10000, "😀😀😀", "'; DROP TABLE orders; --", "   ",
+                                  "<script>alert(1)</script>"])
 def test_odd_input_gets_an_answer_and_loses_nothing(bot, shop, text):
     _, engine = shop
     before = count(engine, Order)

@@ -48,7 +48,8 @@ def test_http_api_requires_the_token(server):
 
 def test_cors_allows_only_the_configured_origin(server):
     preflight = {"Access-Control-Request-Method": "POST"}
-    _, allowed, _ = call(f"{server.rasa_url}/webhooks/rest/webhook", "OPTIONS", headers={**preflight, "Origin": ALLOWED})
+    _, allowed, _ = call(f"{server.rasa_url}/webhooks/rest/webhook", "OPTIONS",
+                         headers={**preflight, "Origin": ALLOWED})
     _, denied, _ = call(f"{server.rasa_url}/webhooks/rest/webhook", "OPTIONS",
                         headers={**preflight, "Origin": "https://evil.example.net"})
     assert allowed.get("Access-Control-Allow-Origin") == ALLOWED

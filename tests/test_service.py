@@ -1,9 +1,8 @@
-"""Service rules of shared/spec/shop.md, as pure functions and through the
+"""Service rules of docs/shop.md, as pure functions and through the
 service layer against a seeded SQLite database (the real data layer)."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -21,7 +20,8 @@ NOW = datetime(2026, 11, 24, 12, 0, 0)
 CASES = showcase()
 
 
-def make_order(status="delivered", delivered_days=None, returnable=True, warranty=12) -> tuple[OrderView, OrderItemView]:
+def make_order(status="delivered", delivered_days=None, returnable=True,
+               warranty=12) -> tuple[OrderView, OrderItemView]:
     item = OrderItemView(product_id=1, product_name="测试商品", quantity=1, unit_price_cents=100,
                          returnable=returnable, warranty_months=warranty)
     delivered = NOW - timedelta(days=delivered_days) if delivered_days is not None else None

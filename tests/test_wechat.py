@@ -6,9 +6,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-import time
-
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -88,18 +87,20 @@ class Server:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         server = await self.app.create_server(host="127.0.0.1", port=self.port, return_asyncio_server=True)
+        assert server is not None
         await server.startup()
         self._ready.set()
         await self._stop.wait()
         server.close()
         await server.wait_closed()
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         self._thread.start()
         assert self._ready.wait(20), "the test server did not start"
         return self
 
     def stop(self) -> None:
+        assert self._stop is not None, "stop() before start()"
         self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import inspect
 import logging
 import time
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
@@ -159,7 +158,7 @@ class WeChatInput(InputChannel):
         return self.state.get(key) not in (None, digest)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        webhook = Blueprint("wechat_webhook", inspect.getmodule(self).__name__)
+        webhook = Blueprint("wechat_webhook", type(self).__module__)
 
         @webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:

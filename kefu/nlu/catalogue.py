@@ -103,7 +103,7 @@ class CatalogueMatcher:
                 jieba.add_word(term, freq=2000)
         nlp = spacy.blank("zh", config={"nlp": {"tokenizer": {"segmenter": "jieba"}}})
         ruler = nlp.add_pipe("entity_ruler", config={"phrase_matcher_attr": "LOWER", "overwrite_ents": True})
-        ruler.add_patterns(
+        ruler.add_patterns(  # type: ignore[attr-defined]  # add_pipe is typed as returning any Pipe
             [{"label": entity, "pattern": term, "id": value} for term, (entity, value) in self.terms.items()]
         )
         return nlp

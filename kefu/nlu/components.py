@@ -39,12 +39,16 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from kefu import rasa_speedups
 from kefu.nlu import rules
 from kefu.nlu.catalogue import CatalogueMatcher, term_key
 from kefu.nlu.text import MAX_MESSAGE_CHARS, normalise
-from kefu import rasa_speedups
 from kefu.shop.privacy import contains_sensitive, mask_sensitive
 
+# The one place kefu.rasa_speedups are installed: Rasa imports this module in
+# every process that trains, tests or serves our model (config.yml names its
+# components), before it builds or loads any part of the model. Guarded:
+# stock Rasa on another Rasa version or with KEFU_RASA_SPEEDUPS=0.
 rasa_speedups.install()
 
 logger = logging.getLogger(__name__)

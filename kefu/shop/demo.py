@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 import random
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Iterator
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
@@ -238,18 +238,17 @@ class _Generator:
         times = dict(created_at=created, paid_at=None, shipped_at=None, delivered_at=None)
         if status == "pending_payment" or (status == "cancelled" and rng.random() < 0.5):
             return times
-        times["paid_at"] = created + timedelta(minutes=rng.uniform(1, 30))
+        paid = times["paid_at"] = created + timedelta(minutes=rng.uniform(1, 30))
         if status in ("paid", "cancelled") or (status in ("refunding", "refunded") and rng.random() < 0.5):
             return times
         if delivered_days_ago is not None:
             delivered = now - timedelta(days=delivered_days_ago)
-            times["shipped_at"] = max(times["paid_at"] + timedelta(hours=2), delivered - timedelta(days=2))
+            times["shipped_at"] = max(paid + timedelta(hours=2), delivered - timedelta(days=2))
             times["delivered_at"] = delivered
             return times
-        shipped = times["paid_at"] + timedelta(hours=rng.uniform(4, 30))
-        times["shipped_at"] = min(shipped, now - timedelta(hours=1))
+        shipped = times["shipped_at"] = min(paid + timedelta(hours=rng.uniform(4, 30)), now - timedelta(hours=1))
         if status != "shipped":
-            times["delivered_at"] = min(times["shipped_at"] + timedelta(days=rng.uniform(1, 3)), now - timedelta(minutes=30))
+            times["delivered_at"] = min(shipped + timedelta(days=rng.uniform(1, 3)), now - timedelta(minutes=30))
         return times
 
     def _events(self, order_id: int, times: dict, carrier: str) -> list[dict]:

@@ -1,4 +1,4 @@
-"""After-sales and order rules of shared/spec/shop.md, as pure functions.
+"""After-sales and order rules of docs/shop.md, as pure functions.
 
 Each check returns a Decision: allowed or not, and a rule code. The codes
 name the domain responses that explain a refusal to the customer
