@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Dict, List, Text, TypeVar
+from typing import Any, TypeVar
 
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
@@ -76,7 +77,7 @@ async def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         raise ShopUnavailable(f"{getattr(fn, '__qualname__', fn)} took over {SHOP_CALL_DEADLINE_SECONDS} s") from None
 
 
-Run = Callable[..., Awaitable[List[Dict[Text, Any]]]]
+Run = Callable[..., Awaitable[list[dict[str, Any]]]]
 
 
 def failures_answered(run: Run) -> Run:
@@ -86,7 +87,7 @@ def failures_answered(run: Run) -> Run:
     and never the tracker in the log."""
 
     @functools.wraps(run)
-    async def wrapper(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]):
+    async def wrapper(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]):
         try:
             return await run(self, dispatcher, tracker, domain)
         except ShopUnavailable as exc:
@@ -101,7 +102,7 @@ def failures_answered(run: Run) -> Run:
     return wrapper
 
 
-def metadata(tracker: Tracker) -> Dict[Text, Any]:
+def metadata(tracker: Tracker) -> dict[str, Any]:
     latest = tracker.latest_message or {}
     return latest.get("metadata") or {}
 

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import logging
-from typing import List, Text
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ActionExecuted, ActiveLoop, EventType, SessionStarted, SlotSet, UserUttered
+from rasa_sdk.events import ActionExecuted, ActiveLoop, EventType, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import call, latest_entity, latest_intent, latest_text, records, failures_answered
+from actions.common import call, failures_answered, latest_entity, latest_intent, latest_text, records
 from actions.orders import clear_request, handoff
 
 logger = logging.getLogger(__name__)
@@ -21,13 +20,13 @@ SESSION_SLOTS_KEPT = ("product", "brand", "category", "lookup_locked", "tail_fai
 
 
 class ActionHandoff(Action):
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_handoff"
 
     @failures_answered
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         reason = tracker.get_slot("handoff_reason") or "customer_request"
-        events: List[EventType] = []
+        events: list[EventType] = []
         if tracker.active_loop.get("name"):
             events += [ActiveLoop(None)] + clear_request()
         return events + await handoff(dispatcher, tracker, reason)
@@ -36,11 +35,11 @@ class ActionHandoff(Action):
 class ActionFallback(Action):
     """First misunderstanding: ask to rephrase. Second in a row: a human."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_fallback"
 
     @failures_answered
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         user_turns = [e for e in tracker.events if e.get("event") == "user"]
         previous = user_turns[-2] if len(user_turns) >= 2 else None
         previous_intent = ((previous or {}).get("parse_data") or {}).get("intent", {}).get("name")
@@ -55,10 +54,10 @@ class ActionFallback(Action):
 class ActionCloseConversation(Action):
     """Goodbye or thanks: after something was resolved, ask for a rating once."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_close_conversation"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         intent = latest_intent(tracker)
         if tracker.get_slot("resolved") and not tracker.get_slot("rated"):
             if intent == "thank":
@@ -70,11 +69,11 @@ class ActionCloseConversation(Action):
 
 
 class ActionRecordRating(Action):
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_record_rating"
 
     @failures_answered
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         score = latest_entity(tracker, "score")
         try:
             value = int(float(score))
@@ -90,11 +89,11 @@ class ActionRecordRating(Action):
 
 
 class ActionSessionStart(Action):
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_session_start"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
-        events: List[EventType] = [SessionStarted()]
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        events: list[EventType] = [SessionStarted()]
         for slot in SESSION_SLOTS_KEPT:
             value = tracker.get_slot(slot)
             if value is not None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 from datetime import datetime
-from typing import Any, Dict, List, Optional, Text
+from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import ActiveLoop, EventType, SlotSet
@@ -57,7 +57,7 @@ ORDER_LOCKED = "order_locked"  # refusal: too many wrong tails on this order, fr
 REQUEST_SLOTS = ("order_request", "phone_tail", "item", "reason", "new_address", "confirm", "refusal")
 
 
-def clear_request() -> List[EventType]:
+def clear_request() -> list[EventType]:
     return [SlotSet(slot, None) for slot in REQUEST_SLOTS] + [SlotSet("requested_slot", None)]
 
 
@@ -66,7 +66,7 @@ def items_text(order: OrderView) -> str:
     return names[0] if len(names) == 1 else f"{names[0]}等{len(names)}件商品"
 
 
-def order_card(order: OrderView) -> Dict[str, Any]:
+def order_card(order: OrderView) -> dict[str, Any]:
     """The chat page's order card (docs/payloads.md)."""
     return {
         "type": "order_card",
@@ -83,13 +83,13 @@ def current_request(tracker: Tracker) -> OrderRequest:
     return OrderRequest.parse(tracker.get_slot("order_request")) or OrderRequest.STATUS
 
 
-def customer_id_of(tracker: Tracker, slots: Optional[Dict[Text, Any]] = None) -> Optional[int]:
+def customer_id_of(tracker: Tracker, slots: dict[str, Any] | None = None) -> int | None:
     value = (slots or {}).get("customer_id", tracker.get_slot("customer_id"))
     return int(value) if value is not None else None
 
 
-async def open_order(tracker: Tracker, order_no: Optional[str] = None,
-                     slots: Optional[Dict[Text, Any]] = None) -> Optional[OrderView]:
+async def open_order(tracker: Tracker, order_no: str | None = None,
+                     slots: dict[str, Any] | None = None) -> OrderView | None:
     """The order of this request if this conversation may see it (logged-in
     owner, or verified here by its phone tail); None otherwise."""
     slots = slots or {}
@@ -100,9 +100,9 @@ async def open_order(tracker: Tracker, order_no: Optional[str] = None,
 
 
 async def prepared_slots(tracker: Tracker, order: OrderView, request: OrderRequest,
-                         item_name: Optional[str] = None, reason: Optional[str] = None) -> Dict[Text, Any]:
+                         item_name: str | None = None, reason: str | None = None) -> dict[str, Any]:
     prepared = await call(order_service().prepare, request, order, item_name, reason)
-    slots: Dict[Text, Any] = {}
+    slots: dict[str, Any] = {}
     if prepared.item is not None and request.needs_item:
         slots["item"] = prepared.item.product_name
     if prepared.refusal:
@@ -113,11 +113,11 @@ async def prepared_slots(tracker: Tracker, order: OrderView, request: OrderReque
 class ActionStartOrderRequest(Action):
     """Remembers what the customer asked for and prepares the order form."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_start_order_request"
 
     @failures_answered
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         request = OrderRequest.of_intent(latest_intent(tracker)) or current_request(tracker)
         if tracker.active_loop.get("name") == "order_form" and request.value == tracker.get_slot("order_request"):
             # "开不了机" while a repair asks for the reason reads as another repair
@@ -125,7 +125,7 @@ class ActionStartOrderRequest(Action):
             if tracker.get_slot("requested_slot") == "reason":
                 return [SlotSet("reason", canonical_reason(latest_entity(tracker, "reason") or latest_text(tracker)))]
             return []
-        slots: Dict[Text, Any] = {slot: None for slot in REQUEST_SLOTS if slot != "order_request"}
+        slots: dict[str, Any] = {slot: None for slot in REQUEST_SLOTS if slot != "order_request"}
         slots["order_request"] = request.value
         reason = canonical_reason(latest_entity(tracker, "reason")) if request.takes_reason else None
         if reason:
@@ -155,15 +155,15 @@ class ActionStartOrderRequest(Action):
 
 
 class ValidateOrderForm(FormValidationAction):
-    def name(self) -> Text:
+    def name(self) -> str:
         return "validate_order_form"
 
     @failures_answered
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         return await super().run(dispatcher, tracker, domain)
 
-    async def required_slots(self, domain_slots: List[Text], dispatcher: CollectingDispatcher, tracker: Tracker,
-                             domain: DomainDict) -> List[Text]:
+    async def required_slots(self, domain_slots: list[str], dispatcher: CollectingDispatcher, tracker: Tracker,
+                             domain: DomainDict) -> list[str]:
         if tracker.get_slot("lookup_locked"):
             return []
         slots = ["order_no", "phone_tail"]
@@ -172,7 +172,7 @@ class ValidateOrderForm(FormValidationAction):
         return slots + current_request(tracker).form_slots()
 
     async def validate_order_no(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
-                                domain: DomainDict) -> Dict[Text, Any]:
+                                domain: DomainDict) -> dict[str, Any]:
         digits = re.search(r"(?<!\d)\d{16}(?!\d)", re.sub(r"[\s-]", "", str(value or "")))
         order_no = digits.group(0) if digits else ""
         if not order_no:
@@ -180,10 +180,12 @@ class ValidateOrderForm(FormValidationAction):
             return {"order_no": None}
         order = await open_order(tracker, order_no)
         if order is not None:
-            slots: Dict[Text, Any] = {"order_no": order_no, "phone_tail": VERIFIED}
+            slots: dict[str, Any] = {"order_no": order_no, "phone_tail": VERIFIED}
             slots.update(await prepared_slots(tracker, order, current_request(tracker)))
             return slots
-        if customer_id_of(tracker) is None and await call(order_service().find_order, tracker.sender_id, order_no):
+        exists = customer_id_of(tracker) is None and await call(order_service().find_order, tracker.sender_id,
+                                                                  order_no) is not None
+        if exists:
             return {"order_no": order_no, "phone_tail": None}
         # Echoes only the number the customer typed, and says the same for an
         # order that does not exist and one of another customer.
@@ -191,7 +193,7 @@ class ValidateOrderForm(FormValidationAction):
         return {"order_no": None}
 
     async def validate_phone_tail(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
-                                  domain: DomainDict) -> Dict[Text, Any]:
+                                  domain: DomainDict) -> dict[str, Any]:
         if value == VERIFIED and await open_order(tracker) is not None:
             return {"phone_tail": VERIFIED}
         order_no = tracker.get_slot("order_no")
@@ -210,26 +212,26 @@ class ValidateOrderForm(FormValidationAction):
                 return {"phone_tail": None, "tail_failures": float(failures), "lookup_locked": True}
             dispatcher.utter_message(response="utter_wrong_phone_tail", attempts_left=MAX_TAIL_ATTEMPTS - failures)
             return {"phone_tail": None, "tail_failures": float(failures)}
-        slots: Dict[Text, Any] = {"phone_tail": str(value), "verified_order": order.order_no, "tail_failures": 0.0}
+        slots: dict[str, Any] = {"phone_tail": str(value), "verified_order": order.order_no, "tail_failures": 0.0}
         slots.update(await prepared_slots(tracker, order, current_request(tracker),
                                           reason=tracker.get_slot("reason")))
         return slots
 
     async def validate_item(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
-                            domain: DomainDict) -> Dict[Text, Any]:
+                            domain: DomainDict) -> dict[str, Any]:
         order = await open_order(tracker)
         item = match_item(order, latest_entity(tracker, "product") or str(value or "")) if order else None
-        if item is None:
+        if order is None or item is None:
             return {"item": None}
         return {"item": item.product_name, **await prepared_slots(
             tracker, order, current_request(tracker), item.product_name, tracker.get_slot("reason"))}
 
     async def validate_reason(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
-                              domain: DomainDict) -> Dict[Text, Any]:
+                              domain: DomainDict) -> dict[str, Any]:
         reason = canonical_reason(latest_entity(tracker, "reason") or value)
         if not reason:
             return {"reason": None}
-        slots: Dict[Text, Any] = {"reason": reason}
+        slots: dict[str, Any] = {"reason": reason}
         order = await open_order(tracker)
         if order is not None:
             prepared = await prepared_slots(tracker, order, current_request(tracker), tracker.get_slot("item"), reason)
@@ -238,7 +240,7 @@ class ValidateOrderForm(FormValidationAction):
         return slots
 
     async def validate_new_address(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
-                                   domain: DomainDict) -> Dict[Text, Any]:
+                                   domain: DomainDict) -> dict[str, Any]:
         address = " ".join(str(value or "").split())
         if len(address) < 6 or len(address) > 200:
             dispatcher.utter_message(response="utter_rule_address_invalid")
@@ -249,11 +251,11 @@ class ValidateOrderForm(FormValidationAction):
 class ActionAskOrderNo(Action):
     """A logged-in customer picks from their recent orders; others type the number."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_ask_order_no"
 
     @failures_answered
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         customer_id = customer_id_of(tracker)
         orders = await call(order_service().recent_orders, tracker.sender_id, customer_id, 5) if customer_id else []
         if not orders:
@@ -269,11 +271,11 @@ class ActionAskOrderNo(Action):
 
 
 class ActionAskItem(Action):
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_ask_item"
 
     @failures_answered
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         order = await open_order(tracker)
         buttons = [
             {"title": item.product_name + (f"（{item.size}）" if item.size else ""),
@@ -285,11 +287,11 @@ class ActionAskItem(Action):
 
 
 class ActionAskConfirm(Action):
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_ask_confirm"
 
     @failures_answered
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         order = await open_order(tracker)
         if order is None:
             dispatcher.utter_message(response="utter_ask_order_no")
@@ -314,10 +316,10 @@ class ActionAskConfirm(Action):
 class ActionCancelRequest(Action):
     """算了 / 不退了 in the middle of a request: end it cleanly."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_cancel_request"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         dispatcher.utter_message(response="utter_request_cancelled")
         return [ActiveLoop(None)] + clear_request()
 
@@ -325,11 +327,11 @@ class ActionCancelRequest(Action):
 class ActionHandleOrderRequest(Action):
     """Carries out the request once the order form has what it needs."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_handle_order_request"
 
     @failures_answered
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         events = clear_request()
         if tracker.get_slot("lookup_locked"):
             dispatcher.utter_message(response="utter_lookup_locked")
@@ -393,7 +395,7 @@ class ActionHandleOrderRequest(Action):
         if not outcome.decision:
             refuse(dispatcher, outcome.decision.rule, outcome.order or order, item)
             return False
-        changed = outcome.order
+        changed = outcome.order or order
         dispatcher.utter_message(response="utter_address_changed", order_no=changed.order_no,
                                  address=mask_address(changed.ship_address), name=mask_name(changed.ship_name),
                                  phone=mask_phone(changed.ship_phone))
@@ -406,7 +408,9 @@ class ActionHandleOrderRequest(Action):
             refuse(dispatcher, outcome.decision.rule, outcome.order or order, item)
             return False
         ticket = outcome.ticket
-        if kind == "refund" and outcome.order is not None and outcome.order.status == "refunding" and ticket:
+        if ticket is None:  # an allowed request always has its ticket
+            raise RuntimeError(f"{kind} of order {order.order_no} allowed without a ticket")
+        if kind == "refund" and outcome.order is not None and outcome.order.status == "refunding":
             dispatcher.utter_message(response="utter_cancel_done_refund", order_no=order.order_no,
                                      amount=yuan(order.total_cents), ticket_no=ticket.ticket_no)
         elif outcome.ticket_created:
@@ -452,7 +456,7 @@ class ActionHandleOrderRequest(Action):
         return True
 
 
-def refuse(dispatcher: CollectingDispatcher, rule: str, order: OrderView, item: Optional[OrderItemView]) -> None:
+def refuse(dispatcher: CollectingDispatcher, rule: str, order: OrderView, item: OrderItemView | None) -> None:
     """Explain a refusal with the rule's own response (utter_rule_<rule>)."""
     ends = warranty_ends(order, item) if item else None
     dispatcher.utter_message(
@@ -465,7 +469,7 @@ def refuse(dispatcher: CollectingDispatcher, rule: str, order: OrderView, item: 
     )
 
 
-async def handoff(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str) -> List[EventType]:
+async def handoff(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str) -> list[EventType]:
     """Record a hand-off request and tell the customer what happens next."""
     request_id, ahead, created = await call(records().handoff, tracker.sender_id, reason)
     hour = datetime.now(CHINA_TZ).hour
@@ -481,13 +485,14 @@ async def handoff(dispatcher: CollectingDispatcher, tracker: Tracker, reason: st
 class ActionComplaint(Action):
     """Complaints are always accepted: a ticket, then a human agent."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_complaint"
 
     @failures_answered
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         order = await open_order(tracker)
         outcome = await call(order_service().complaint, tracker.sender_id, customer_id_of(tracker), order,
                              latest_text(tracker))
-        dispatcher.utter_message(response="utter_complaint_received", ticket_no=outcome.ticket.ticket_no)
+        dispatcher.utter_message(response="utter_complaint_received",
+                                 ticket_no=outcome.ticket.ticket_no if outcome.ticket else "")
         return await handoff(dispatcher, tracker, "complaint")

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Optional, Text
+from typing import Any
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import call, latest_entity, latest_intent, product_service, failures_answered
+from actions.common import call, failures_answered, latest_entity, latest_intent, product_service
 from kefu.shop.formatting import china_time, yuan
 from kefu.shop.views import ProductView
 
@@ -19,7 +19,7 @@ LOW_STOCK = 10
 MAX_RECOMMENDATIONS = 3
 
 
-def product_card(product: ProductView) -> Dict[str, Any]:
+def product_card(product: ProductView) -> dict[str, Any]:
     """The chat page's product card (see docs/payloads.md)."""
     return {
         "type": "product_card",
@@ -34,11 +34,11 @@ def product_card(product: ProductView) -> Dict[str, Any]:
 class ActionProductInfo(Action):
     """Price, stock and specs of the product asked about (or the one under discussion)."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_product_info"
 
     @failures_answered
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         name = latest_entity(tracker, "product") or tracker.get_slot("product")
         if not name:
             brand, category = latest_entity(tracker, "brand"), latest_entity(tracker, "category")
@@ -68,7 +68,7 @@ class ActionProductInfo(Action):
                                  suggestions=f"您是不是想找：{suggestions}？" if suggestions else "")
 
     @staticmethod
-    def _stock_response(product: ProductView) -> tuple[str, Dict[str, Any]]:
+    def _stock_response(product: ProductView) -> tuple[str, dict[str, Any]]:
         if product.stock <= 0:
             return "utter_product_out_of_stock", {}
         if product.stock < LOW_STOCK:
@@ -113,11 +113,11 @@ class ActionProductInfo(Action):
 class ActionRecommend(Action):
     """Up to three existing products within budget, in stock first, with why."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_recommend"
 
     @failures_answered
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         category = latest_entity(tracker, "category")
         brand = latest_entity(tracker, "brand")
         budget = latest_entity(tracker, "price_max")
@@ -150,7 +150,7 @@ class ActionRecommend(Action):
         return [SlotSet("resolved", True), SlotSet("product", products[0].name)]
 
 
-def _number(value: Any) -> Optional[float]:
+def _number(value: Any) -> float | None:
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -159,11 +159,11 @@ def _number(value: Any) -> Optional[float]:
 
 
 class ActionPromotions(Action):
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_promotions"
 
     @failures_answered
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         promotions = await call(product_service().promotions)
         if not promotions:
             dispatcher.utter_message(response="utter_no_promotions")

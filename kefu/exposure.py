@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import sys
-from typing import Mapping
+from collections.abc import Mapping
 
 
 def is_loopback(address: str | None) -> bool:

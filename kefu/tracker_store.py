@@ -38,9 +38,9 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any
 
 from rasa.core.tracker_store import SQLTrackerStore, TrackerStore
 from rasa.shared.core.conversation import Dialogue
@@ -132,7 +132,7 @@ class MemoryEventLog(EventLog):
         self._idle_seconds = float(idle_seconds)
         self._clock = clock
 
-    def _get(self, sender_id: str) -> Optional[tuple[int, int, list[str], float]]:
+    def _get(self, sender_id: str) -> tuple[int, int, list[str], float] | None:
         stored = self._logs.get(sender_id)
         if stored is not None and self._clock() - stored[3] > self._idle_seconds:
             del self._logs[sender_id]

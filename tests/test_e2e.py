@@ -264,7 +264,7 @@ def test_tracking_number_and_ship_tail_unlock_that_order_only(bot, shop):
 def test_guessing_the_tail_from_many_conversations_locks_the_order(bot, shop):
     _, engine = shop
     case = CASES["cancelled"]
-    for attempt in range(40):
+    for _ in range(40):
         chat = Chat(bot)
         chat.say(f"查一下订单{case['order_no']}")
         for guess in ("0000", "1111", "2222"):

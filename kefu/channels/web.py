@@ -18,7 +18,8 @@ the URL /webhooks/rest/webhook.
 from __future__ import annotations
 
 import logging
-from typing import Any, Awaitable, Callable, Dict, Optional, Text
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from rasa.core.channels.channel import UserMessage
 from rasa.core.channels.rest import RestInput
@@ -46,7 +47,7 @@ def sender_refusal(sender_id: object, metadata: object) -> str | None:
     return None
 
 
-def client_metadata(metadata: object) -> Dict[Text, Any]:
+def client_metadata(metadata: object) -> dict[str, Any]:
     """The client's metadata without the keys only the server may set."""
     if not isinstance(metadata, dict):
         return {}
@@ -55,10 +56,10 @@ def client_metadata(metadata: object) -> Dict[Text, Any]:
 
 class VerifiedRestInput(RestInput):
     @classmethod
-    def name(cls) -> Text:
+    def name(cls) -> str:
         return "rest"
 
-    async def _extract_sender(self, req: Request) -> Optional[Text]:
+    async def _extract_sender(self, req: Request) -> str | None:
         body = req.json if isinstance(req.json, dict) else {}
         sender_id = body.get("sender")
         refusal = sender_refusal(sender_id, body.get("metadata"))
@@ -67,10 +68,10 @@ class VerifiedRestInput(RestInput):
             raise Forbidden(refusal)
         return sender_id
 
-    def _extract_input_channel(self, req: Request) -> Text:
+    def _extract_input_channel(self, req: Request) -> str:
         return self.name()
 
-    def get_metadata(self, request: Request) -> Optional[Dict[Text, Any]]:
+    def get_metadata(self, request: Request) -> dict[str, Any] | None:
         return client_metadata(request.json.get("metadata"))
 
 
@@ -78,7 +79,7 @@ class VerifiedSocketIOInput(SocketIOInput):
     """Rasa's socket.io channel; each message is checked before the bot sees it."""
 
     @classmethod
-    def name(cls) -> Text:
+    def name(cls) -> str:
         return "socketio"
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]):

@@ -102,19 +102,14 @@ class DatabaseStateStore(StateStore):
         metadata.create_all(self._engine, checkfirst=True)
 
     def claim(self, key, value, ttl):
-        from sqlalchemy import delete, insert
-        from sqlalchemy.exc import IntegrityError
+        from sqlalchemy import delete
 
-        from kefu.db.engine import session_scope
+        from kefu.db.engine import insert_unless_exists, session_scope
 
         now = time.time()
-        try:
-            with session_scope(self._engine) as session:
-                session.execute(delete(self._table).where(self._table.c.key == key, self._table.c.expires_at < now))
-                session.execute(insert(self._table).values(key=key, value=value, expires_at=now + ttl))
-        except IntegrityError:
-            return False
-        return True
+        with session_scope(self._engine) as session:
+            session.execute(delete(self._table).where(self._table.c.key == key, self._table.c.expires_at < now))
+            return insert_unless_exists(session, self._table, dict(key=key, value=value, expires_at=now + ttl), "key")
 
     def put(self, key, value, ttl):
         from sqlalchemy import delete, insert

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Iterator
+from typing import Any
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Callable, Iterator
 
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import create_engine, event, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -127,7 +129,7 @@ def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
     return engine
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cached_engine(url: str) -> Engine:
     return make_engine(url)
 
@@ -170,6 +172,20 @@ def _rollback_quietly(session: Session) -> None:
         session.rollback()
     except SQLAlchemyError as exc:
         logger.debug("rollback failed after a database error: %s", _one_line(exc))
+
+
+def insert_unless_exists(session: Session, table: Any, values: dict, key: str) -> bool:
+    """Insert a row unless one with the same unique `key` exists; True when
+    inserted. The conflict is skipped inside the statement (PostgreSQL and
+    SQLite), so the surrounding transaction is not aborted by it."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        statement = postgresql.insert(table).values(**values).on_conflict_do_nothing(index_elements=[key])
+    elif dialect == "sqlite":
+        statement = sqlite.insert(table).values(**values).on_conflict_do_nothing(index_elements=[key])
+    else:
+        statement = insert(table).values(**values)
+    return session.execute(statement).rowcount == 1
 
 
 def _one_line(exc: BaseException) -> str:

@@ -6,6 +6,8 @@ times are naive UTC datetimes.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
@@ -22,7 +24,8 @@ from sqlalchemy.orm import declarative_base, relationship
 
 from kefu.shop.requests import TicketKind
 
-Base = declarative_base()
+# Any: SQLAlchemy 1.4's declarative base is not a type mypy can check.
+Base: Any = declarative_base()
 
 ORDER_STATUSES = (
     "pending_payment",

@@ -10,11 +10,11 @@ from __future__ import annotations
 import copy
 import secrets
 import threading
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Iterable, Iterator
 
 from kefu.db.engine import utcnow
 from kefu.shop.errors import ShopUnavailable, StateConflict

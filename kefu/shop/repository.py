@@ -21,18 +21,17 @@ import importlib
 import logging
 import os
 import secrets
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from datetime import datetime
-from functools import lru_cache
-from typing import Iterable, Iterator
+from functools import cache
 
-from sqlalchemy import and_, case, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from kefu.db.engine import get_engine, session_scope, utcnow
+from kefu.db.engine import get_engine, insert_unless_exists, session_scope, utcnow
 from kefu.db.models import (
     AftersalesTicket,
     AuditLog,
@@ -462,8 +461,8 @@ class SqlShopRepository(ShopRepository):
             # A concurrent delivery of the same request may win the insert: the
             # conflict is skipped inside the statement, so a surrounding unit of
             # work is not aborted by it.
-            inserted = s.execute(_insert_unless_key_exists(s, AftersalesTicket, values, "request_key"))
-            return ticket_view(s.execute(by_key).scalar_one()), inserted.rowcount == 1
+            inserted = insert_unless_exists(s, AftersalesTicket, values, "request_key")
+            return ticket_view(s.execute(by_key).scalar_one()), inserted
 
     def find_ticket(self, ticket_no: str) -> TicketView | None:
         with self._session() as s:
@@ -560,20 +559,11 @@ class SqlShopRepository(ShopRepository):
             )
 
 
-def _insert_unless_key_exists(session: Session, model: type, values: dict, key: str):
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(model).values(**values).on_conflict_do_nothing(index_elements=[key])
-    if dialect == "sqlite":
-        return sqlite.insert(model).values(**values).on_conflict_do_nothing(index_elements=[key])
-    return insert(model).values(**values)
-
-
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-@lru_cache(maxsize=None)
+@cache
 def get_repository() -> ShopRepository:
     """The configured repository: ``KEFU_REPOSITORY=package.module:ClassName``
     for a shop's own implementation, else the SQL one over DATABASE_URL."""

@@ -12,17 +12,16 @@ import enum
 import hashlib
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable
 
 from kefu.db.engine import utcnow
-from kefu.shop import rules
+from kefu.shop import rules, tokens
 from kefu.shop.errors import StateConflict
 from kefu.shop.repository import ShopRepository, get_repository
 from kefu.shop.requests import OrderRequest, TicketKind
 from kefu.shop.rules import Decision
-from kefu.shop import tokens
 from kefu.shop.views import (
     CustomerView,
     OrderItemView,
