@@ -8,11 +8,11 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator
-from typing import Any
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, event, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
