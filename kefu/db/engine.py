@@ -24,7 +24,7 @@ from kefu.db.models import Base, SchemaVersion
 logger = logging.getLogger(__name__)
 
 # Bump when the models change, and add a step to MIGRATIONS below.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -177,8 +177,33 @@ def check_connection(engine: Engine | None = None) -> None:
 # to bring an older one up to date. A database newer than this code is refused
 # rather than guessed at.
 
+def _add_columns(conn, table: str, columns: dict[str, str]) -> None:
+    """ALTER TABLE ... ADD COLUMN for each column the table lacks (new tables
+    come from create_all, which runs before the steps)."""
+    from sqlalchemy import inspect
+
+    present = {c["name"] for c in inspect(conn).get_columns(table)}
+    for name, ddl in columns.items():
+        if name not in present:
+            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}")
+
+
+def _migrate_to_2(conn) -> None:
+    """The agent console: hand-off claims, the agent on ratings and audit rows."""
+    _add_columns(conn, "handoff_requests", {
+        "claimed_by": "INTEGER REFERENCES staff_accounts(id)",
+        "claimed_at": "TIMESTAMP",
+        "closed_at": "TIMESTAMP",
+        "reminded_at": "TIMESTAMP",
+        "left_message": "BOOLEAN NOT NULL DEFAULT FALSE",
+    })
+    _add_columns(conn, "satisfaction_ratings", {"staff_id": "INTEGER REFERENCES staff_accounts(id)"})
+    _add_columns(conn, "audit_log", {"staff_id": "INTEGER"})
+
+
 MIGRATIONS: dict[int, "callable"] = {
     # version_reached: function(connection) -> None
+    2: _migrate_to_2,
 }
 
 
