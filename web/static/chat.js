@@ -65,6 +65,7 @@
     } else {
       if (m.text) {
         var b = row("bot");
+        if (m.agent) { b.classList.add("agent"); b.querySelector(".avatar").alt = "人工客服"; }
         var bubble = el("div", "bubble", m.text);
         if (m.image) { var img = el("img", "inline"); img.src = m.image; bubble.appendChild(img); }
         b.appendChild(bubble);
@@ -167,6 +168,21 @@
     });
   }
 
+  // An agent who took over the conversation (agent console) speaks through
+  // this stream, as do the bot's words when the agent hands back.
+  function listen() {
+    if (!window.EventSource) return;
+    var source = new EventSource("/api/chat/events?sender=" + encodeURIComponent(state.sender));
+    source.onmessage = function (e) {
+      var event = JSON.parse(e.data);
+      if (event.type !== "bot") return;
+      typing.hidden = true;
+      (event.messages || []).forEach(function (m) {
+        add("bot", event.agent ? Object.assign({}, m, { agent: event.agent }) : m);
+      });
+    };
+  }
+
   function ping() {
     fetch(config.rasaUrl.replace(/\/$/, "") + "/", { cache: "no-store" })
       .then(function (r) { setOnline(r.ok); }).catch(function () { setOnline(false); });
@@ -189,6 +205,7 @@
     render({ who: entry.who, m: entry.m, t: entry.t, live: i === state.history.length - 1 });
   });
   if (!state.history.length) queue = queue.then(function () { return deliver("/greet", 0); });
+  listen();
   ping();
   setInterval(ping, 10000);
   window.kefuChat = { state: state, send: send };
