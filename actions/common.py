@@ -31,6 +31,14 @@ def records() -> ConversationRecords:
     return ConversationRecords()
 
 
+@functools.lru_cache(maxsize=1)
+def console_store():
+    """The agent console's records (who is available, who served a conversation)."""
+    from kefu.console.store import ConsoleStore
+
+    return ConsoleStore()
+
+
 async def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Run a blocking shop call in a worker thread: each call opens its own
     short session, and the action server's event loop stays free."""

@@ -530,10 +530,23 @@ async def handoff(dispatcher: CollectingDispatcher, tracker: Tracker, reason: st
     from kefu.shop.formatting import CHINA_TZ
     from datetime import datetime
 
+    from rasa_sdk.events import ConversationPaused
+
+    from actions.common import console_store
+    from kefu.console.store import within_service_hours
+
     request_id, ahead, created = await call(records().handoff, tracker.sender_id, reason)
     hour = datetime.now(CHINA_TZ).hour
+    console = console_store()
     if not created:
         dispatcher.utter_message(response="utter_handoff_already", queue=ahead)
+    elif await call(console.console_in_use) and not (within_service_hours() and await call(console.agents_available)):
+        # Nobody can answer now: the customer leaves a message (留言). Rasa's
+        # own pause keeps the bot from answering it; the console shows it as
+        # a task until an agent takes it and hands the conversation back.
+        dispatcher.utter_message(response="utter_handoff_leave_message")
+        await call(console.mark_left_message, tracker.sender_id)
+        return [SlotSet("handoff_reason", reason), ConversationPaused()]
     elif 9 <= hour < 22:
         dispatcher.utter_message(response="utter_handoff_queued", queue=ahead)
     else:
