@@ -536,18 +536,18 @@ async def handoff(dispatcher: CollectingDispatcher, tracker: Tracker, reason: st
     from kefu.console.store import within_service_hours
 
     request_id, ahead, created = await call(records().handoff, tracker.sender_id, reason)
-    hour = datetime.now(CHINA_TZ).hour
+    in_hours = within_service_hours(datetime.now(CHINA_TZ))
     console = console_store()
     if not created:
         dispatcher.utter_message(response="utter_handoff_already", queue=ahead)
-    elif await call(console.console_in_use) and not (within_service_hours() and await call(console.agents_available)):
+    elif await call(console.console_in_use) and not (in_hours and await call(console.agents_available)):
         # Nobody can answer now: the customer leaves a message (留言). Rasa's
         # own pause keeps the bot from answering it; the console shows it as
         # a task until an agent takes it and hands the conversation back.
         dispatcher.utter_message(response="utter_handoff_leave_message")
         await call(console.mark_left_message, tracker.sender_id)
         return [SlotSet("handoff_reason", reason), ConversationPaused()]
-    elif 9 <= hour < 22:
+    elif in_hours:
         dispatcher.utter_message(response="utter_handoff_queued", queue=ahead)
     else:
         dispatcher.utter_message(response="utter_handoff_after_hours")

@@ -131,9 +131,9 @@ def running_servers(model: Path, database_url: str, *, extra_env: dict | None = 
 
 @contextmanager
 def running_web(database_url: str, rasa_url: str, *, extra_env: dict | None = None,
-                log: Path | None = None) -> Iterator[str]:
-    """`python -m kefu.web` (chat page and agent console) on a free port; its origin."""
-    port = free_port()
+                log: Path | None = None, port: int | None = None) -> Iterator[str]:
+    """`python -m kefu.web` (chat page and agent console) on `port` (default: a free one); its origin."""
+    port = port or free_port()
     log = log or Path(tempfile.mkdtemp(prefix="kefu-web-")) / "web.log"
     env = {**os.environ, "DATABASE_URL": database_url, **(extra_env or {})}
     web = subprocess.Popen([sys.executable, "-m", "kefu.web", "--port", str(port), "--rasa-url", rasa_url],

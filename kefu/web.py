@@ -114,7 +114,7 @@ class Hub:
             queue.put_nowait(item)
 
 
-async def stream(request: Request, hub: Hub, topic: str, *, first: dict | None = None,
+async def stream(request: Request, hub: Hub, topic: str, *, first: list[dict] = (),
                  every_ping: Callable[[], Awaitable[None]] | None = None) -> None:
     """Send `topic`'s items as server-sent events until the browser goes away."""
     queue = hub.subscribe(topic)
@@ -122,8 +122,8 @@ async def stream(request: Request, hub: Hub, topic: str, *, first: dict | None =
         sse = await request.respond(content_type="text/event-stream; charset=utf-8",
                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         await sse.send("retry: 2000\n\n")
-        if first is not None:
-            await sse.send(f"data: {json.dumps(first, ensure_ascii=False, default=str)}\n\n")
+        for item in first:
+            await sse.send(f"data: {json.dumps(item, ensure_ascii=False, default=str)}\n\n")
         while True:
             try:
                 item = await asyncio.wait_for(queue.get(), timeout=15)
@@ -153,7 +153,8 @@ class Customers:
 
             self._wechat = CustomerServiceClient(app_id, app_secret)
 
-    async def deliver(self, conversation_id: str, messages: list[dict], *, agent: str | None = None) -> None:
+    async def deliver(self, conversation_id: str, messages: list[dict], *, agent: str | None = None,
+                      message_id: int | None = None) -> None:
         if not messages:
             return
         if conversation_id.startswith("wechat-"):
@@ -169,7 +170,8 @@ class Customers:
                 logger.error("WeChat customer-service message to %s failed: %s", conversation_id, exc)
                 raise
             return
-        self.hub.publish(f"chat:{conversation_id}", {"type": "bot", "agent": agent, "messages": messages})
+        self.hub.publish(f"chat:{conversation_id}", {"type": "bot", "agent": agent, "messages": messages,
+                                                     "id": message_id})
 
 
 # --- the live queue -----------------------------------------------------------
@@ -209,6 +211,10 @@ class Watcher:
         for gone in set(self.trackers) - wanted:
             self.trackers.pop(gone, None)
             self._lengths.pop(gone, None)
+        for handoff in handoffs:
+            if handoff.left_message and handoff.status == "waiting" and handoff.conversation_id in self.trackers:
+                said = said_since_pause(self.trackers[handoff.conversation_id])
+                await asyncio.to_thread(self.store.keep_left_messages, handoff.id, handoff.conversation_id, said)
         for conversation_id in wanted:
             length = len(transcript(self.trackers.get(conversation_id, {})))
             if self._lengths.get(conversation_id) != length:
@@ -266,6 +272,15 @@ class Watcher:
             "last_messages": said[-3:],
             "tags": handoff.tags,
         }
+
+
+def said_since_pause(tracker: dict) -> list[str]:
+    """The customer's messages after the conversation was last paused."""
+    events = tracker.get("events") or []
+    pauses = [i for i, e in enumerate(events) if e.get("event") == "pause"]
+    if not pauses:
+        return []
+    return [e.get("text") or "" for e in events[pauses[-1]:] if e.get("event") == "user"]
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -377,7 +392,15 @@ def register_chat_page(app: Sanic) -> None:
         sender = request.args.get("sender", "")
         if not may_listen(request, sender):
             return json_error(403, "not your conversation")
-        await stream(request, app.ctx.hub, f"chat:{sender}")
+        # A page that was away (a 留言 answered later, a reload) gets what agents said since.
+        try:
+            after = int(request.args.get("after", "0"))
+            missed = await asyncio.to_thread(app.ctx.store.agent_messages_after, sender, after)
+        except (ValueError, DatabaseError):
+            missed = []
+        first = [{"type": "bot", "agent": m["agent"], "id": m["id"], "messages": [{"text": m["text"]}]}
+                 for m in missed]
+        await stream(request, app.ctx.hub, f"chat:{sender}", first=first)
 
 
 # --- the console ----------------------------------------------------------------
@@ -519,7 +542,7 @@ def register_console(app: Sanic) -> None:
         async def still_here() -> None:
             await db(store.touch, who.staff.id)
 
-        await stream(request, app.ctx.hub, "console", first={"type": "hello"}, every_ping=still_here)
+        await stream(request, app.ctx.hub, "console", first=[{"type": "hello"}], every_ping=still_here)
 
     async def open_handoff(handoff_id: int):
         handoff = await db(store.handoff, handoff_id)
@@ -544,6 +567,8 @@ def register_console(app: Sanic) -> None:
             "mine": handoff.claimed_by == who.staff.id and handoff.status == "taken",
             "paused": is_paused(tracker),
             "transcript": transcript(tracker),
+            "left_messages": [m["text"] for m in await db(store.messages, handoff.conversation_id)
+                              if m["sender"] == "customer"],
             "customer": panel,
         })
 
@@ -592,10 +617,11 @@ def register_console(app: Sanic) -> None:
         handoff = await db(store.handoff, handoff_id)
         if handoff is None or handoff.status != "taken" or handoff.claimed_by != who.staff.id:
             return json_error(403, "请先接入该会话")
-        await db(lambda: store.add_message(handoff.conversation_id, "agent", text, staff_id=who.staff.id,
-                                           handoff_id=handoff.id))
+        message_id = await db(lambda: store.add_message(handoff.conversation_id, "agent", text,
+                                                        staff_id=who.staff.id, handoff_id=handoff.id))
         await app.ctx.rasa.say_as_agent(handoff.conversation_id, text, who.staff.name)
-        await app.ctx.customers.deliver(handoff.conversation_id, [{"text": text}], agent=who.staff.name)
+        await app.ctx.customers.deliver(handoff.conversation_id, [{"text": text}], agent=who.staff.name,
+                                        message_id=message_id)
         app.ctx.hub.publish("console", {"type": "messages", "conversation_id": handoff.conversation_id})
         return as_json({"ok": True})
 

@@ -310,3 +310,81 @@ def test_passwords_are_stored_as_salted_scrypt(shop):
         hashes = s.execute(select(StaffAccount.password_hash).where(StaffAccount.name.in_(["alice", "bob"]))).scalars().all()
     assert all(h.startswith("scrypt$") and PASSWORD not in h for h in hashes)
     assert hashes[0] != hashes[1]  # same password, different salt
+
+
+def wait_until(check, seconds: float = 10.0):
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.2)
+    return check()
+
+
+def test_a_left_message_is_stored_and_listed_as_a_task(web, shop, rasa):
+    _, engine, store = shop
+    from kefu.db.models import ConversationMessage
+
+    conversation = "web-leftmessage01"
+    handoff_id = new_handoff(shop, conversation)
+    store.mark_left_message(conversation)
+    rasa.tracker(conversation)["events"] += [{"event": "user", "text": "转人工"}, {"event": "pause"},
+                                             {"event": "user", "text": "明天上午请打电话给我"}]
+
+    def kept():
+        with session_scope(engine) as s:
+            return s.execute(select(ConversationMessage.text).where(
+                ConversationMessage.handoff_id == handoff_id, ConversationMessage.sender == "customer")).scalars().all()
+
+    assert wait_until(kept) == ["明天上午请打电话给我"]
+    agent, _ = login(web, "alice")
+    item = next(i for i in agent.get(f"{web}/console/api/queue").json()["items"] if i["id"] == handoff_id)
+    assert item["left_message"] is True
+    assert agent.get(f"{web}/console/api/handoffs/{handoff_id}").json()["left_messages"] == ["明天上午请打电话给我"]
+    assert kept() == ["明天上午请打电话给我"]  # stored once, not once per second
+
+
+def test_an_unclaimed_handoff_gets_one_polite_update(web, shop, rasa):
+    import time
+
+    from sqlalchemy import update
+
+    from kefu.db.engine import utcnow
+
+    _, engine, _ = shop
+    conversation = "web-waitinglong01"
+    handoff_id = new_handoff(shop, conversation)
+    with session_scope(engine) as s:
+        s.execute(update(HandoffRequest).where(HandoffRequest.id == handoff_id)
+                  .values(created_at=utcnow().replace(year=2020)))
+
+    def updates():
+        return [body["name"] for path, body in rasa.posted if path.endswith("/execute") and f"/{conversation}/" in path]
+
+    assert wait_until(updates) == ["utter_handoff_still_waiting"]
+    time.sleep(2.5)
+    assert updates() == ["utter_handoff_still_waiting"]
+
+
+def test_agent_replies_are_pushed_to_the_chat_page_and_replayed_after_a_reconnect(web, shop, rasa):
+    conversation = "web-pushcase00001"
+    handoff_id = new_handoff(shop, conversation)
+    assert requests.get(f"{web}/api/chat/events", params={"sender": "not-a-web-sender"}).status_code == 403
+    alice, csrf = login(web, "alice")
+    assert alice.post(f"{web}/console/api/handoffs/{handoff_id}/claim", headers={"X-CSRF-Token": csrf}).ok
+    with requests.get(f"{web}/api/chat/events", params={"sender": conversation}, stream=True, timeout=10) as sse:
+        lines = sse.iter_lines(decode_unicode=True)
+        assert alice.post(f"{web}/console/api/handoffs/{handoff_id}/reply", json={"text": "第一条回复"},
+                          headers={"X-CSRF-Token": csrf}).ok
+        event = json.loads(next(line for line in lines if line.startswith("data:"))[5:])
+    assert event["type"] == "bot" and event["agent"] == "alice" and event["messages"] == [{"text": "第一条回复"}]
+    # A page that comes back with the last id it saw gets only what it missed.
+    assert alice.post(f"{web}/console/api/handoffs/{handoff_id}/reply", json={"text": "第二条回复"},
+                      headers={"X-CSRF-Token": csrf}).ok
+    with requests.get(f"{web}/api/chat/events", params={"sender": conversation, "after": event["id"]},
+                      stream=True, timeout=10) as sse:
+        missed = json.loads(next(line for line in sse.iter_lines(decode_unicode=True) if line.startswith("data:"))[5:])
+    assert missed["messages"] == [{"text": "第二条回复"}]

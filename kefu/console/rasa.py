@@ -65,8 +65,7 @@ class RasaClient:
         return result if isinstance(result, dict) else {}
 
     async def append_events(self, conversation_id: str, events: list[dict]) -> None:
-        await self._call("POST", self._conversation(conversation_id) + "/tracker/events", events,
-                         output_channel="latest")
+        await self._call("POST", self._conversation(conversation_id) + "/tracker/events", events)
 
     async def pause(self, conversation_id: str) -> None:
         await self.append_events(conversation_id, [{"event": "pause"}])

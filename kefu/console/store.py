@@ -354,6 +354,32 @@ class ConsoleStore:
             s.flush()
             return message.id
 
+    def keep_left_messages(self, handoff_id: int, conversation_id: str, texts: list[str]) -> int:
+        """Store what the customer said after being invited to leave a message
+        (留言), once: `texts` is everything said since; the new tail is added."""
+        with self._session() as s:
+            kept = s.execute(
+                select(func.count(ConversationMessage.id)).where(ConversationMessage.handoff_id == handoff_id,
+                                                                 ConversationMessage.sender == "customer")
+            ).scalar_one()
+            now = utcnow()
+            for text in texts[kept:]:
+                s.add(ConversationMessage(conversation_id=conversation_id, handoff_id=handoff_id, sender="customer",
+                                          text=text[:2000], created_at=now))
+            return max(0, len(texts) - kept)
+
+    def agent_messages_after(self, conversation_id: str, after_id: int) -> list[dict]:
+        """What agents said in a conversation since message `after_id` (a page that was away catches up)."""
+        with self._session() as s:
+            rows = s.execute(
+                select(ConversationMessage, StaffAccount.name)
+                .outerjoin(StaffAccount, StaffAccount.id == ConversationMessage.staff_id)
+                .where(ConversationMessage.conversation_id == conversation_id, ConversationMessage.sender == "agent",
+                       ConversationMessage.id > after_id)
+                .order_by(ConversationMessage.id).limit(50)
+            ).all()
+            return [{"id": m.id, "text": m.text, "agent": name} for m, name in rows]
+
     def messages(self, conversation_id: str, limit: int = 50) -> list[dict]:
         with self._session() as s:
             rows = s.execute(

@@ -172,10 +172,15 @@
   // this stream, as do the bot's words when the agent hands back.
   function listen() {
     if (!window.EventSource) return;
-    var source = new EventSource("/api/chat/events?sender=" + encodeURIComponent(state.sender));
+    var source = new EventSource("/api/chat/events?sender=" + encodeURIComponent(state.sender) +
+                                 "&after=" + (state.lastAgentMessage || 0));
     source.onmessage = function (e) {
       var event = JSON.parse(e.data);
       if (event.type !== "bot") return;
+      if (event.id) {
+        if (event.id <= (state.lastAgentMessage || 0)) return;  // shown already
+        state.lastAgentMessage = event.id;
+      }
       typing.hidden = true;
       (event.messages || []).forEach(function (m) {
         add("bot", event.agent ? Object.assign({}, m, { agent: event.agent }) : m);

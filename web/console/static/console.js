@@ -124,6 +124,7 @@
       $("reply").disabled = !data.mine;
       $("send").disabled = !data.mine;
       renderTranscript(data.transcript);
+      if (h.left_message && data.left_messages && data.left_messages.length) notice("顾客留言：" + data.left_messages.join(" / "));
       renderCustomer(data.customer);
     }).catch(function (e) { notice(e.message); });
   }
