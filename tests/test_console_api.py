@@ -388,3 +388,61 @@ def test_agent_replies_are_pushed_to_the_chat_page_and_replayed_after_a_reconnec
                       stream=True, timeout=10) as sse:
         missed = json.loads(next(line for line in sse.iter_lines(decode_unicode=True) if line.startswith("data:"))[5:])
     assert missed["messages"] == [{"text": "第二条回复"}]
+
+
+@pytest.fixture()
+def empty_postgres_url():
+    from conftest import _postgres_database
+
+    admin, created, why = _postgres_database()
+    if created is None:
+        pytest.skip(why)
+    name, url = created
+    yield url
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+V1_MODELS_COMMIT = "71708ba"  # the last commit before the console's schema
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_a_version_1_database_is_migrated_for_the_console(backend, request, tmp_path):
+    """A shop database made by the models of before the console (schema version 1)
+    gets the new columns and tables, keeping its rows."""
+    import subprocess
+    import types
+
+    from sqlalchemy import inspect
+
+    from kefu.db.engine import SCHEMA_VERSION, current_schema_version, ensure_schema, utcnow
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        source = subprocess.run(["git", "show", f"{V1_MODELS_COMMIT}:kefu/db/models.py"], cwd=root, check=True,
+                                capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("the version 1 models are not in this checkout's history")
+    v1 = types.ModuleType("kefu_models_v1")
+    exec(compile(source, "models_v1.py", "exec"), v1.__dict__)  # noqa: S102 - our own file, from git
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'v1.sqlite3'}"
+    else:
+        url = request.getfixturevalue("empty_postgres_url")
+    engine = make_engine(url)
+    v1.Base.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(v1.SchemaVersion.__table__.insert().values(version=1, applied_at=utcnow()))
+        conn.execute(v1.HandoffRequest.__table__.insert().values(
+            conversation_id="old-conversation", reason="complaint", status="waiting", created_at=utcnow()))
+    assert current_schema_version(engine) == 1
+    assert ensure_schema(engine) == SCHEMA_VERSION == current_schema_version(engine) == 2
+    columns = {c["name"] for c in inspect(engine).get_columns("handoff_requests")}
+    assert {"claimed_by", "claimed_at", "closed_at", "reminded_at", "left_message"} <= columns
+    store = ConsoleStore(engine)
+    old = next(h for h in store.open_handoffs() if h.conversation_id == "old-conversation")
+    assert old.left_message is False and old.status == "waiting"
+    staff = store.add_staff("migrated", "agent", PASSWORD)
+    assert store.claim(old.id, staff.id).ok
+    engine.dispose()
