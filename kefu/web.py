@@ -561,8 +561,9 @@ def register_console(app: Sanic) -> None:
             return json_error(404, "没有这个转人工请求")
         customer_id = verified_customer(tracker)
         panel = await db(customer_panel, store, handoff.conversation_id, customer_id)
+        names = await db(app.ctx.watcher.verified_names)
         return as_json({
-            "handoff": app.ctx.watcher.queue_item(handoff) if handoff.status != "closed" else {
+            "handoff": app.ctx.watcher.queue_item(handoff, names) if handoff.status != "closed" else {
                 "id": handoff.id, "status": handoff.status, "conversation_id": handoff.conversation_id},
             "mine": handoff.claimed_by == who.staff.id and handoff.status == "taken",
             "paused": is_paused(tracker),

@@ -244,8 +244,8 @@ def test_hostile_customer_text_shows_as_text_in_the_console(web, shop, rasa):
         page.click("#login-submit")
         page.wait_for_selector(f".queue .item[data-id='{handoff_id}']", timeout=15000)
         page.click(f".queue .item[data-id='{handoff_id}']")
-        page.wait_for_selector("#transcript .line.customer .bubble", timeout=15000)
-        assert HOSTILE in page.locator("#transcript .line.customer .bubble").all_inner_texts()
+        page.wait_for_selector("#transcript .line.from-customer .bubble", timeout=15000)
+        assert HOSTILE in page.locator("#transcript .line.from-customer .bubble").all_inner_texts()
         assert page.locator("#transcript img, #transcript script").count() == 0
         assert page.evaluate("window.pwned") is None
         browser.close()

@@ -107,7 +107,7 @@ def test_a_whole_handoff_in_two_browsers(site):
         for customer_text, agent_text in zip(customer_words, agent_words):
             customer_types(customer, customer_text)
             agent.wait_for_function(
-                "text => Array.from(document.querySelectorAll('#transcript .line.customer .bubble'))"
+                "text => Array.from(document.querySelectorAll('#transcript .line.from-customer .bubble'))"
                 ".some(b => b.textContent === text)", arg=customer_text, timeout=10000)
             agents_before = customer.locator("#messages .row.bot.agent").count()
             agent.fill("#reply", agent_text)

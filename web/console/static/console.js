@@ -134,7 +134,7 @@
     var atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
     clear(box);
     lines.forEach(function (line) {
-      var row = el("div", "line " + line.who);
+      var row = el("div", "line from-" + line.who);
       var who = line.who === "customer" ? "顾客" : line.who === "agent" ? "客服 " + (line.agent || "") : "机器人";
       row.appendChild(el("div", "line-who", who));
       row.appendChild(el("div", "bubble", line.text));
