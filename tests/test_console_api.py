@@ -446,3 +446,21 @@ def test_a_version_1_database_is_migrated_for_the_console(backend, request, tmp_
     staff = store.add_staff("migrated", "agent", PASSWORD)
     assert store.claim(old.id, staff.id).ok
     engine.dispose()
+
+
+def test_a_left_message_nobody_took_for_long_lets_the_bot_answer_again(web, shop, rasa):
+    from sqlalchemy import update
+
+    from kefu.db.engine import utcnow
+
+    _, engine, store = shop
+    conversation = "web-leftlong00001"
+    handoff_id = new_handoff(shop, conversation)
+    store.mark_left_message(conversation)
+    rasa.tracker(conversation)["paused"] = True
+    with session_scope(engine) as s:
+        s.execute(update(HandoffRequest).where(HandoffRequest.id == handoff_id)
+                  .values(created_at=utcnow().replace(year=2020)))
+    assert wait_until(lambda: rasa.tracker(conversation)["paused"] is False)
+    item = next(i for i in store.open_handoffs() if i.id == handoff_id)
+    assert item.left_message and item.status == "waiting"  # still a task for the agents

@@ -324,6 +324,23 @@ class ConsoleStore:
             return [HandoffRow(h.id, h.conversation_id, h.reason, h.status, h.created_at, None, None, None, False)
                     for h in rows]
 
+    def stale_left_messages(self) -> list[HandoffRow]:
+        """留言 nobody took within KEFU_LEFT_MESSAGE_HOURS: the bot answers again
+        (the task stays open); reminded_at marks that this was done."""
+        try:
+            hours = max(1, int(os.environ.get("KEFU_LEFT_MESSAGE_HOURS", "12")))
+        except ValueError:
+            hours = 12
+        before = utcnow() - timedelta(hours=hours)
+        with self._session() as s:
+            rows = s.execute(
+                select(HandoffRequest).where(HandoffRequest.status == "waiting", HandoffRequest.created_at <= before,
+                                             HandoffRequest.reminded_at.is_(None),
+                                             HandoffRequest.left_message.is_(True))
+            ).scalars().all()
+            return [HandoffRow(h.id, h.conversation_id, h.reason, h.status, h.created_at, None, None, None, True)
+                    for h in rows]
+
     def mark_updated(self, handoff_id: int) -> bool:
         """True only for the first caller: the update is sent once."""
         with self._session() as s:
