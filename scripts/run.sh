@@ -37,6 +37,8 @@ if [ "$KEFU_DEMO_LOGIN" = "1" ]; then
   printf '%s\n' "$DEMO_AGENT_PASSWORD" | "$PY" -m kefu.cli staff add demo --role agent >/dev/null \
     || die "could not create the demo agent account"
   DEMO_AGENT_LINE="  Console login  demo / $DEMO_AGENT_PASSWORD   (demo agent, this run only)"
+  # A demo can be tried at any hour; a shop sets its own service hours.
+  export KEFU_SERVICE_HOURS="${KEFU_SERVICE_HOURS:-0-24}"
 fi
 # Sanic refuses larger request bodies with 413 before Rasa sees them.
 export SANIC_REQUEST_MAX_SIZE="${SANIC_REQUEST_MAX_SIZE:-1048576}"
