@@ -140,6 +140,10 @@ async def stream(request: Request, hub: Hub, topic: str, *, first: list[dict] = 
 # --- customer delivery --------------------------------------------------------
 
 
+class DeliveryFailed(RuntimeError):
+    """A message could not be sent to a WeChat customer (it is kept in the tracker)."""
+
+
 class Customers:
     """Delivers what the console sends to a customer: pushed to the chat page,
     or through WeChat's customer-service message API."""
@@ -161,14 +165,14 @@ class Customers:
             if self._wechat is None:
                 logger.error("cannot reach WeChat customer %s: WECHAT_APP_ID/WECHAT_APP_SECRET not set",
                              conversation_id)
-                return
+                raise DeliveryFailed("WECHAT_APP_ID/WECHAT_APP_SECRET not set")
             from kefu.channels.wechat import render_text
 
             try:
                 await self._wechat.send_text(conversation_id[len("wechat-"):], render_text(messages))
             except Exception as exc:  # noqa: BLE001 - logged for the operator; the agent sees it too
                 logger.error("WeChat customer-service message to %s failed: %s", conversation_id, exc)
-                raise
+                raise DeliveryFailed(str(exc)) from exc
             return
         self.hub.publish(f"chat:{conversation_id}", {"type": "bot", "agent": agent, "messages": messages,
                                                      "id": message_id})
@@ -462,6 +466,8 @@ def register_console(app: Sanic) -> None:
                 except RasaUnavailable as exc:
                     logger.error("console: Rasa unavailable: %s", exc)
                     return json_error(502, "机器人服务暂时不可用，请稍后再试")
+                except DeliveryFailed:
+                    return json_error(502, "消息已记录，但未能发送到顾客的微信，请稍后重试")
 
             guarded.__name__ = handler.__name__
             return guarded
