@@ -251,16 +251,16 @@ class Watcher:
             except Exception as exc:  # noqa: BLE001
                 logger.error("console: could not send the waiting update to %s: %s", handoff.conversation_id, exc)
 
-    def verified_names(self) -> dict[int, str]:
-        """Names of the verified customers in the queue (blocking: run in a thread)."""
+    def verified_names(self) -> dict[str, str]:
+        """Conversation id → name of its verified customer (blocking: run in a thread)."""
         from kefu.shop.repository import get_repository
 
         names = {}
-        for tracker in list(self.trackers.values()):
+        for conversation_id, tracker in list(self.trackers.items()):
             customer_id = verified_customer(tracker)
-            if customer_id is not None and customer_id not in names:
+            if customer_id is not None:
                 customer = get_repository().customer_by_id(customer_id)
-                names[customer_id] = customer.name if customer else ""
+                names[conversation_id] = customer.name if customer else "顾客"
         return names
 
     def queue_item(self, handoff, names: dict[int, str] | None = None) -> dict:
@@ -305,11 +305,10 @@ def channel_of(conversation_id: str, tracker: dict) -> str:
     return "web"
 
 
-def customer_label(conversation_id: str, tracker: dict, names: dict[int, str]) -> str:
+def customer_label(conversation_id: str, tracker: dict, names: dict[str, str]) -> str:
     """A name only once the customer is verified; otherwise a masked visitor id."""
-    customer_id = verified_customer(tracker)
-    if customer_id is not None:
-        return f"{names.get(customer_id) or '顾客'}（已验证）"
+    if conversation_id in names:
+        return f"{names[conversation_id]}（已验证）"
     return f"访客 …{conversation_id[-4:]}"
 
 
@@ -572,7 +571,7 @@ def register_console(app: Sanic) -> None:
         handoff, tracker = await open_handoff(handoff_id)
         if handoff is None:
             return json_error(404, "没有这个转人工请求")
-        customer_id = verified_customer(tracker)
+        customer_id = await db(verified_customer, tracker)
         panel = await db(customer_panel, store, handoff.conversation_id, customer_id)
         names = await db(app.ctx.watcher.verified_names)
         return as_json({
@@ -592,7 +591,7 @@ def register_console(app: Sanic) -> None:
         handoff, tracker = await open_handoff(handoff_id)
         if handoff is None:
             return json_error(404, "没有这个转人工请求")
-        customer_id = verified_customer(tracker)
+        customer_id = await db(verified_customer, tracker)
         if customer_id is None:
             return json_error(403, "顾客未验证身份，不能查看订单")
         orders = await db(orders_for_console, customer_id)
@@ -664,7 +663,7 @@ def register_console(app: Sanic) -> None:
         handoff, tracker = await open_handoff(handoff_id)
         if handoff is None:
             return json_error(404, "没有这个转人工请求")
-        await db(store.add_note, handoff.conversation_id, verified_customer(tracker), who.staff.id, text)
+        await db(store.add_note, handoff.conversation_id, await db(verified_customer, tracker), who.staff.id, text)
         return as_json({"ok": True})
 
     @app.post("/console/api/handoffs/<handoff_id:int>/tags")
@@ -676,7 +675,7 @@ def register_console(app: Sanic) -> None:
         handoff, tracker = await open_handoff(handoff_id)
         if handoff is None:
             return json_error(404, "没有这个转人工请求")
-        await db(store.add_tag, handoff.conversation_id, verified_customer(tracker), who.staff.id, tag)
+        await db(store.add_tag, handoff.conversation_id, await db(verified_customer, tracker), who.staff.id, tag)
         return as_json({"ok": True})
 
     @app.get("/console/api/canned")

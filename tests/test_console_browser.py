@@ -34,7 +34,7 @@ def site(trained_model, tmp_path_factory):
     web_port = free_port()
     origin = f"http://127.0.0.1:{web_port}"
     # Service hours all day, so that the test does not depend on the clock.
-    env = {"KEFU_SERVICE_HOURS": "0-24", "KEFU_TOKEN_SECRET": "console-secret"}
+    env = {"KEFU_SERVICE_HOURS": "0-24", "KEFU_TOKEN_SECRET": "console-secret", "KEFU_DEMO_LOGIN": "1"}
     with running_servers(trained_model, url, extra_env=env, rasa_args=("--cors", origin)) as servers:
         with running_web(url, servers.rasa_url, extra_env=env, port=web_port,
                          log=servers.workdir / "web.log") as web:
@@ -83,6 +83,7 @@ def test_a_whole_handoff_in_two_browsers(site):
 
         customer.goto(origin)
         customer.wait_for_selector("#messages .row.bot .bubble", timeout=30000)  # the greeting
+        customer.check("#login")  # the demo shop's logged-in customer 王小明 (a signed token)
         sender = customer.evaluate("window.kefuChat.state.sender")
         before = bot_rows(customer)
         customer_types(customer, "转人工")
@@ -95,6 +96,7 @@ def test_a_whole_handoff_in_two_browsers(site):
         item.wait_for(timeout=15000)
         assert agent.evaluate("window.__sameConsolePage") is True  # no reload
         assert "顾客要求" in item.inner_text() and "网页" in item.inner_text()
+        assert "王小明（已验证）" in item.inner_text()
         item.click()
         agent.wait_for_selector("#claim:not([hidden])", timeout=10000)
         agent.click("#claim")
@@ -119,6 +121,18 @@ def test_a_whole_handoff_in_two_browsers(site):
             print(f"agent reply reached the chat page in {latency:.2f} s")
             assert latency < 1.5
             assert customer.locator("#messages .row.bot.agent .bubble").last.inner_text() == agent_text
+
+        # The customer panel: profile with a masked phone; orders on request, audited with the agent.
+        agent.wait_for_selector("#profile .field", timeout=10000)
+        assert "138****" in agent.locator("#profile").inner_text()
+        agent.click("#show-orders")
+        agent.wait_for_selector("#orders li:not(.none)", timeout=10000)
+        agent.fill("#tag-input", "耳机售后")
+        agent.click("#tag-form button")
+        agent.wait_for_selector("#tags .tag", timeout=10000)
+        # (a function, not an expression: the console's CSP forbids eval)
+        agent.wait_for_function("() => document.querySelectorAll('#transcript .line.from-agent').length === 2",
+                                timeout=10000)
 
         # The bot said nothing while the agent held the conversation.
         assert bot_rows(customer) == bot_rows_when_claimed
@@ -150,6 +164,11 @@ def test_a_whole_handoff_in_two_browsers(site):
 
     from kefu.db.engine import session_scope
 
+    from kefu.db.models import AuditLog
+
     with session_scope(engine) as s:
+        audit = s.execute(select(AuditLog.action, AuditLog.staff_id).where(AuditLog.conversation_id == sender)
+                          .where(AuditLog.staff_id.is_not(None))).all()
+        assert audit == [("console_view_orders", site["agent_id"])]
         ratings = s.execute(select(SatisfactionRating).where(SatisfactionRating.conversation_id == sender)).scalars().all()
         assert [(r.score, r.staff_id) for r in ratings] == [(5, site["agent_id"])]

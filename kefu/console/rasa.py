@@ -112,11 +112,33 @@ def transcript(tracker: dict) -> list[dict]:
 
 
 def verified_customer(tracker: dict) -> int | None:
+    """The customer this conversation is proven to be, as the bot would accept it:
+    the verified slot, a signed customer token the page sent (a logged-in
+    customer who only asked for a person), or an openid the WeChat channel
+    itself vouched for and the shop bound to a customer. Blocking (the openid
+    look-up reads the database): call it off the event loop."""
     value = (tracker.get("slots") or {}).get("customer_id")
     try:
-        return int(value) if value is not None else None
+        if value is not None:
+            return int(value)
     except (TypeError, ValueError):
-        return None
+        pass
+    from kefu.shop.tokens import verify_customer_token
+
+    for event in reversed(tracker.get("events") or []):
+        if event.get("event") != "user":
+            continue
+        metadata = event.get("metadata") or {}
+        customer_id = verify_customer_token(metadata.get("customer_token"))
+        if customer_id is not None:
+            return customer_id
+        if event.get("input_channel") == "wechat" and metadata.get("wechat_openid"):
+            from kefu.shop.repository import get_repository
+
+            customer = get_repository().customer_by_openid(str(metadata["wechat_openid"]))
+            return customer.id if customer else None
+        return None  # only the latest message counts, as for the bot
+    return None
 
 
 def is_paused(tracker: dict) -> bool:
