@@ -464,3 +464,19 @@ def test_a_left_message_nobody_took_for_long_lets_the_bot_answer_again(web, shop
     assert wait_until(lambda: rasa.tracker(conversation)["paused"] is False)
     item = next(i for i in store.open_handoffs() if i.id == handoff_id)
     assert item.left_message and item.status == "waiting"  # still a task for the agents
+
+
+def test_kefu_staff_add_reads_the_password_from_stdin(shop):
+    import os
+    import subprocess
+    import sys
+
+    url, _, store = shop
+    env = {**os.environ, "DATABASE_URL": url}
+    added = subprocess.run([sys.executable, "-m", "kefu.cli", "staff", "add", "zed", "--role", "admin"],
+                           input="a long enough password\n", env=env, capture_output=True, text=True, timeout=60)
+    assert added.returncode == 0, added.stderr
+    assert store.check_login("zed", "a long enough password").staff.role == "admin"
+    short = subprocess.run([sys.executable, "-m", "kefu.cli", "staff", "add", "yan"], input="short\n", env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert short.returncode == 2 and "8 characters" in short.stderr
