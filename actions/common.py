@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from kefu.console.store import ConsoleStore
 from kefu.shop.errors import ShopUnavailable
 from kefu.shop.repository import ShopRepository, get_repository
 from kefu.shop.service import ConversationRecords, OrderService, ProductService
@@ -31,21 +32,24 @@ class Services:
     orders: OrderService
     products: ProductService
     records: ConversationRecords
+    # The agent console's records (who is available, who served); None where
+    # a shop runs without the console (and in the fast tests).
+    console: ConsoleStore | None = None
 
     @classmethod
-    def over(cls, repository: ShopRepository) -> Services:
-        return cls(OrderService(repository), ProductService(repository), ConversationRecords(repository))
+    def over(cls, repository: ShopRepository, console: ConsoleStore | None = None) -> Services:
+        return cls(OrderService(repository), ProductService(repository), ConversationRecords(repository), console)
 
 
 _services: Services | None = None
 
 
 def services() -> Services:
-    """The services over the configured repository (KEFU_REPOSITORY or SQL),
-    made on first use."""
+    """The services over the configured repository (KEFU_REPOSITORY or SQL)
+    and the console's records in Kefu's own database, made on first use."""
     global _services
     if _services is None:
-        _services = Services.over(get_repository())
+        _services = Services.over(get_repository(), ConsoleStore())
     return _services
 
 

@@ -8,7 +8,7 @@ from rasa_sdk.events import ActionExecuted, ActiveLoop, EventType, SessionStarte
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import call, failures_answered, latest_entity, latest_intent, latest_text, records
+from actions.common import call, failures_answered, latest_entity, latest_intent, latest_text, records, services
 from actions.orders import clear_request, handoff
 
 logger = logging.getLogger(__name__)
@@ -83,7 +83,11 @@ class ActionRecordRating(Action):
         if not 1 <= value <= 5:
             dispatcher.utter_message(response="utter_ask_score")
             return []
-        await call(records().rate, tracker.sender_id, value, latest_text(tracker)[:200])
+        rating_id = await call(records().rate, tracker.sender_id, value, latest_text(tracker)[:200])
+        # A rating right after an agent handed the conversation back names that agent.
+        console = services().console
+        if console is not None:
+            await call(console.attribute_rating, rating_id, tracker.sender_id)
         dispatcher.utter_message(response="utter_rating_thanks" if value >= 3 else "utter_rating_sorry", score=value)
         return [SlotSet("rated", True), SlotSet("resolved", False)]
 

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import ActiveLoop, EventType, SlotSet
+from rasa_sdk.events import ActiveLoop, ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
@@ -32,7 +32,9 @@ from actions.common import (
     metadata,
     order_service,
     records,
+    services,
 )
+from kefu.console.store import within_service_hours
 from kefu.shop.formatting import (
     CHINA_TZ,
     ORDER_STATUS_ZH,
@@ -472,10 +474,19 @@ def refuse(dispatcher: CollectingDispatcher, rule: str, order: OrderView, item: 
 async def handoff(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str) -> list[EventType]:
     """Record a hand-off request and tell the customer what happens next."""
     request_id, ahead, created = await call(records().handoff, tracker.sender_id, reason)
-    hour = datetime.now(CHINA_TZ).hour
+    in_hours = within_service_hours(datetime.now(CHINA_TZ))
+    console = services().console
     if not created:
         dispatcher.utter_message(response="utter_handoff_already", queue=ahead)
-    elif 9 <= hour < 22:
+    elif console is not None and await call(console.console_in_use) and not (
+            in_hours and await call(console.agents_available)):
+        # Nobody can answer now: the customer leaves a message (留言). Rasa's
+        # own pause keeps the bot from answering it; the console shows it as
+        # a task until an agent takes it and hands the conversation back.
+        dispatcher.utter_message(response="utter_handoff_leave_message")
+        await call(console.mark_left_message, tracker.sender_id)
+        return [SlotSet("handoff_reason", reason), ConversationPaused()]
+    elif in_hours:
         dispatcher.utter_message(response="utter_handoff_queued", queue=ahead)
     else:
         dispatcher.utter_message(response="utter_handoff_after_hours")

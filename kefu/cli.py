@@ -49,6 +49,30 @@ def _cmd_nlu_export(args: argparse.Namespace) -> int:
     return export_command(data_file=args.data_file, dictionary_dir=args.dictionary_dir)
 
 
+def _cmd_staff_add(args: argparse.Namespace) -> int:
+    """Password from the terminal (asked twice), or the first line of stdin."""
+    import getpass
+
+    from kefu.console.store import ConsoleStore, StaffError
+    from kefu.db.engine import ensure_schema, get_engine
+
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            print("the two passwords differ", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    ensure_schema(get_engine())
+    try:
+        staff = ConsoleStore().add_staff(args.name, args.role, password)
+    except StaffError as exc:
+        print(f"cannot add {args.name}: {exc}", file=sys.stderr)
+        return 2
+    print(f"staff account {staff.name} ({staff.role}) ready: sign in at http://localhost:8080/console/")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kefu", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -67,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_parser("showcase", help="list the demo orders to try, with their phone tails").set_defaults(
         func=_cmd_db_showcase
     )
+
+    staff = sub.add_parser("staff", help="agent console accounts").add_subparsers(dest="staff_command", required=True)
+    add = staff.add_parser("add", help="create an account, or set its role and password (password asked, or stdin)")
+    add.add_argument("name")
+    add.add_argument("--role", choices=("agent", "admin"), default="agent")
+    add.set_defaults(func=_cmd_staff_add)
 
     nlu = sub.add_parser("nlu", help="NLU assets").add_subparsers(dest="nlu_command", required=True)
     export = nlu.add_parser("export", help="write catalogue lookup tables/synonyms and the jieba dictionary")

@@ -173,3 +173,20 @@ def running_servers(model: Path, database_url: str, *, extra_env: dict | None = 
     finally:
         for process in processes:
             _stop(process)
+
+
+@contextmanager
+def running_web(database_url: str, rasa_url: str, *, extra_env: dict | None = None,
+                log: Path | None = None, port: int | None = None) -> Iterator[str]:
+    """`python -m kefu.web` (chat page and agent console) on `port` (default: a free one); its origin."""
+    port = port or free_port()
+    log = log or Path(tempfile.mkdtemp(prefix="kefu-web-")) / "web.log"
+    env = {**os.environ, "DATABASE_URL": database_url, **(extra_env or {})}
+    web = subprocess.Popen([sys.executable, "-m", "kefu.web", "--port", str(port), "--rasa-url", rasa_url],
+                           cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    origin = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(f"{origin}/", web, log, seconds=60)
+        yield origin
+    finally:
+        _stop(web)

@@ -41,6 +41,17 @@ export KEFU_HOST="$HOST"
 
 ensure_database
 MODEL="$(ensure_model)"
+# Locally the agent console has a demo agent account whose password is made
+# for this run (printed below); production adds accounts with `kefu staff add`.
+DEMO_AGENT_LINE=""
+if [ "${KEFU_DEMO_LOGIN:-}" = "1" ]; then
+  DEMO_AGENT_PASSWORD="$("$PY" -c 'import secrets; print(secrets.token_urlsafe(9))')"
+  printf '%s\n' "$DEMO_AGENT_PASSWORD" | "$PY" -m kefu.cli staff add demo --role agent >/dev/null \
+    || die "could not create the demo agent account"
+  DEMO_AGENT_LINE="  Console login  demo / $DEMO_AGENT_PASSWORD   (demo agent, this run only)"
+  # A demo can be tried at any hour; a shop sets its own service hours.
+  export KEFU_SERVICE_HOURS="${KEFU_SERVICE_HOURS:-0-24}"
+fi
 # Sanic refuses larger request bodies with 413 before Rasa sees them.
 export SANIC_REQUEST_MAX_SIZE="${SANIC_REQUEST_MAX_SIZE:-1048576}"
 
@@ -97,7 +108,7 @@ say "starting the Rasa server on :$RASA_PORT"
 start rasa "$VENV/bin/rasa" run --enable-api --model "$MODEL" --interface "$HOST" --port "$RASA_PORT" \
   --credentials credentials.yml --endpoints endpoints.yml "${CORS_ARGS[@]}" "${AUTH_ARGS[@]}"
 RASA_PID="${PIDS[-1]}"
-say "starting the chat page on :$WEB_PORT"
+say "starting the chat page and the agent console on :$WEB_PORT"
 start web "$PY" -m kefu.web --host "$HOST" --port "$WEB_PORT" --rasa-url "http://localhost:$RASA_PORT"
 WEB_PID="${PIDS[-1]}"
 
@@ -110,6 +121,8 @@ cat <<EOF
   Kefu is running. Logs: var/log/{rasa,actions,web}.log
 
   Chat page      http://localhost:$WEB_PORT/
+  Agent console  http://localhost:$WEB_PORT/console/
+$DEMO_AGENT_LINE
   REST channel   needs a session from  curl -s -X POST localhost:$WEB_PORT/api/session  (see README)
   Parse a text   curl -s localhost:$RASA_PORT/model/parse -d '{"text":"小米13多少钱"}'
   Terminal chat  make shell   (in another terminal)

@@ -39,7 +39,7 @@ def page_url(trained_model, tmp_path_factory):
         log = servers.workdir / "web.log"
         web = subprocess.Popen([sys.executable, "-m", "kefu.web", "--port", str(web_port),
                                 "--rasa-url", servers.rasa_url],
-                               cwd=ROOT, env={**os.environ, **env}, stdout=log.open("w"), stderr=subprocess.STDOUT)
+                               cwd=ROOT, env={**os.environ, **env, "DATABASE_URL": url}, stdout=log.open("w"), stderr=subprocess.STDOUT)
         try:
             wait_for(f"{origin}/", web, log)
             yield origin

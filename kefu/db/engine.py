@@ -174,15 +174,17 @@ def _rollback_quietly(session: Session) -> None:
         logger.debug("rollback failed after a database error: %s", _one_line(exc))
 
 
-def insert_unless_exists(session: Session, table: Any, values: dict, key: str) -> bool:
-    """Insert a row unless one with the same unique `key` exists; True when
+def insert_unless_exists(session: Session, table: Any, values: dict, key: str | list[str]) -> bool:
+    """Insert a row unless one with the same unique `key` (a column, or the
+    columns of a unique constraint) exists; True when
     inserted. The conflict is skipped inside the statement (PostgreSQL and
     SQLite), so the surrounding transaction is not aborted by it."""
     dialect = session.get_bind().dialect.name
+    columns = [key] if isinstance(key, str) else key
     if dialect == "postgresql":
-        statement = postgresql.insert(table).values(**values).on_conflict_do_nothing(index_elements=[key])
+        statement = postgresql.insert(table).values(**values).on_conflict_do_nothing(index_elements=columns)
     elif dialect == "sqlite":
-        statement = sqlite.insert(table).values(**values).on_conflict_do_nothing(index_elements=[key])
+        statement = sqlite.insert(table).values(**values).on_conflict_do_nothing(index_elements=columns)
     else:
         statement = insert(table).values(**values)
     return session.execute(statement).rowcount == 1
@@ -214,15 +216,39 @@ def check_connection(engine: Engine | None = None) -> None:
 # to bring an older one up to date. A database newer than this code is refused
 # rather than guessed at.
 
+def _add_columns(conn, table: str, columns: dict[str, str]) -> None:
+    """ALTER TABLE ... ADD COLUMN for each column the table lacks (new tables
+    come from create_all, which runs before the steps)."""
+    from sqlalchemy import inspect
+
+    present = {c["name"] for c in inspect(conn).get_columns(table)}
+    for name, ddl in columns.items():
+        if name not in present:
+            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}")
+
+
+def _migrate_to_2(conn) -> None:
+    """The agent console: hand-off claims, the agent on ratings and audit rows."""
+    _add_columns(conn, "handoff_requests", {
+        "claimed_by": "INTEGER REFERENCES staff_accounts(id)",
+        "claimed_at": "TIMESTAMP",
+        "closed_at": "TIMESTAMP",
+        "reminded_at": "TIMESTAMP",
+        "left_message": "BOOLEAN NOT NULL DEFAULT FALSE",
+    })
+    _add_columns(conn, "satisfaction_ratings", {"staff_id": "INTEGER REFERENCES staff_accounts(id)"})
+    _add_columns(conn, "audit_log", {"staff_id": "INTEGER"})
+
+
 def _index_audit_log_by_order_action_time(conn) -> None:
     conn.exec_driver_sql(
         "CREATE INDEX IF NOT EXISTS ix_audit_log_order_action_time ON audit_log (order_id, action, happened_at)"
     )
 
-
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     # version reached: step that brings the previous version to it
-    2: _index_audit_log_by_order_action_time,
+    2: _migrate_to_2,
+    3: _index_audit_log_by_order_action_time,
 }
 
 

@@ -199,6 +199,8 @@ class SatisfactionRating(Base):
     score = Column(Integer, nullable=False)
     comment = Column(Text, nullable=True)
     created_at = Column(DateTime, nullable=False)
+    # Ours: the agent who served the conversation just before it was rated.
+    staff_id = Column(Integer, ForeignKey("staff_accounts.id"), nullable=True, index=True)
 
     __table_args__ = (CheckConstraint("score BETWEEN 1 AND 5", name="ck_ratings_score"),)
 
@@ -211,8 +213,20 @@ class HandoffRequest(Base):
     reason = Column(String(64), nullable=False)
     status = Column(String(16), nullable=False, default="waiting")
     created_at = Column(DateTime, nullable=False)
+    # Ours, for the agent console: who holds the conversation and since when
+    # ("taken"), when it was handed back ("closed"), and when the one polite
+    # "still waiting" update went out to a customer nobody claimed.
+    claimed_by = Column(Integer, ForeignKey("staff_accounts.id"), nullable=True, index=True)
+    claimed_at = Column(DateTime, nullable=True)
+    closed_at = Column(DateTime, nullable=True)
+    reminded_at = Column(DateTime, nullable=True)
+    # The customer was told nobody is available and may leave a message (留言).
+    left_message = Column(Boolean, nullable=False, default=False)
 
-    __table_args__ = (CheckConstraint(_in("status", HANDOFF_STATUSES), name="ck_handoff_status"),)
+    __table_args__ = (
+        CheckConstraint(_in("status", HANDOFF_STATUSES), name="ck_handoff_status"),
+        Index("ix_handoff_status_created", "status", "created_at"),
+    )
 
 
 class AuditLog(Base):
@@ -224,6 +238,8 @@ class AuditLog(Base):
     action = Column(String(64), nullable=False)
     order_id = Column(Integer, nullable=True, index=True)
     outcome = Column(String(64), nullable=False)
+    # Ours: the console user who looked (NULL when the bot did).
+    staff_id = Column(Integer, nullable=True, index=True)
 
     # Wrong phone tails of one order across all conversations are counted
     # from here (the look-up lock), so that count must stay an index read.
@@ -247,6 +263,96 @@ class Promotion(Base):
     ends_at = Column(DateTime, nullable=False)
 
     __table_args__ = (Index("ix_promotions_window", "starts_at", "ends_at"),)
+
+
+STAFF_ROLES = ("agent", "admin")
+
+
+class StaffAccount(Base):
+    """A person who signs in to the agent console (客服工作台)."""
+
+    __tablename__ = "staff_accounts"
+
+    id = Column(Integer, primary_key=True)
+    name = Column(String(64), nullable=False, unique=True)
+    role = Column(String(16), nullable=False, default="agent")
+    # "scrypt$n$r$p$salt_hex$hash_hex" (kefu.console.auth)
+    password_hash = Column(String(256), nullable=False)
+    failed_logins = Column(Integer, nullable=False, default=0)
+    locked_until = Column(DateTime, nullable=True)
+    # Refreshed while the console is open: "is anybody available" reads it.
+    last_seen_at = Column(DateTime, nullable=True)
+    created_at = Column(DateTime, nullable=False)
+    disabled = Column(Boolean, nullable=False, default=False)
+
+    __table_args__ = (CheckConstraint(_in("role", STAFF_ROLES), name="ck_staff_role"),)
+
+
+class StaffSession(Base):
+    """A signed-in browser. Only a hash of the cookie's token is stored."""
+
+    __tablename__ = "staff_sessions"
+
+    id = Column(Integer, primary_key=True)
+    token_hash = Column(String(64), nullable=False, unique=True)
+    staff_id = Column(Integer, ForeignKey("staff_accounts.id", ondelete="CASCADE"), nullable=False, index=True)
+    csrf_token = Column(String(64), nullable=False)
+    created_at = Column(DateTime, nullable=False)
+    expires_at = Column(DateTime, nullable=False)
+
+
+class ConversationMessage(Base):
+    """What an agent said in a conversation, and customer messages left while
+    nobody was available (留言); the rest of a transcript is Rasa's tracker."""
+
+    __tablename__ = "conversation_messages"
+
+    id = Column(Integer, primary_key=True)
+    conversation_id = Column(String(128), nullable=False, index=True)
+    handoff_id = Column(Integer, ForeignKey("handoff_requests.id"), nullable=True, index=True)
+    sender = Column(String(16), nullable=False)  # customer | agent
+    staff_id = Column(Integer, ForeignKey("staff_accounts.id"), nullable=True)
+    text = Column(Text, nullable=False)
+    created_at = Column(DateTime, nullable=False)
+
+    __table_args__ = (CheckConstraint(_in("sender", ("customer", "agent")), name="ck_conv_message_sender"),)
+
+
+class CustomerNote(Base):
+    """A note an agent keeps about a customer (or an anonymous conversation)."""
+
+    __tablename__ = "customer_notes"
+
+    id = Column(Integer, primary_key=True)
+    customer_id = Column(Integer, ForeignKey("customers.id"), nullable=True, index=True)
+    conversation_id = Column(String(128), nullable=False, index=True)
+    staff_id = Column(Integer, ForeignKey("staff_accounts.id"), nullable=False)
+    text = Column(Text, nullable=False)
+    created_at = Column(DateTime, nullable=False)
+
+
+class CustomerTag(Base):
+    __tablename__ = "customer_tags"
+
+    id = Column(Integer, primary_key=True)
+    customer_id = Column(Integer, ForeignKey("customers.id"), nullable=True, index=True)
+    conversation_id = Column(String(128), nullable=False, index=True)
+    tag = Column(String(32), nullable=False)
+    staff_id = Column(Integer, ForeignKey("staff_accounts.id"), nullable=False)
+    created_at = Column(DateTime, nullable=False)
+
+    __table_args__ = (UniqueConstraint("conversation_id", "tag", name="uq_customer_tag"),)
+
+
+class CannedReply(Base):
+    """常用语: a reply agents insert with a click or a /shortcut."""
+
+    __tablename__ = "canned_replies"
+
+    id = Column(Integer, primary_key=True)
+    shortcut = Column(String(32), nullable=False, unique=True)
+    text = Column(Text, nullable=False)
+    updated_at = Column(DateTime, nullable=False)
 
 
 class SchemaVersion(Base):

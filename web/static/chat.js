@@ -33,7 +33,10 @@
     }).then(function (body) { state.sender = body.sender; state.sessionToken = body.session_token; save(); });
   }
   // A new conversation: the bot forgets who the customer was.
-  function forgetSession() { state.sender = null; state.sessionToken = null; state.token = null; save(); }
+  function forgetSession() {
+    state.sender = null; state.sessionToken = null; state.token = null; state.lastAgentMessage = 0; save();
+    listen();
+  }
   function save() {
     state.history = state.history.slice(-200);
     localStorage.setItem(STORE, JSON.stringify(state));
@@ -76,6 +79,7 @@
     } else {
       if (m.text) {
         var b = row("bot");
+        if (m.agent) { b.classList.add("agent"); b.querySelector(".avatar").alt = "人工客服"; }
         var bubble = el("div", "bubble", m.text);
         if (m.image) { var img = el("img", "inline"); img.src = m.image; bubble.appendChild(img); }
         b.appendChild(bubble);
@@ -181,6 +185,34 @@
     });
   }
 
+  // An agent who took over the conversation (agent console) speaks through
+  // this stream, as do the bot's words when the agent hands back.
+  // It needs the chat's session (the stream is for its holder only), and is
+  // opened again for a new conversation.
+  var source = null;
+  function listen() {
+    if (!window.EventSource) return;
+    session().then(function () {
+      if (source) source.close();
+      source = new EventSource("/api/chat/events?sender=" + encodeURIComponent(state.sender) +
+                               "&session_token=" + encodeURIComponent(state.sessionToken) +
+                               "&after=" + (state.lastAgentMessage || 0));
+      source.onmessage = onPushed;
+    }).catch(function () { /* the next message retries the session */ });
+  }
+  function onPushed(e) {
+    var event = JSON.parse(e.data);
+    if (event.type !== "bot") return;
+    if (event.id) {
+      if (event.id <= (state.lastAgentMessage || 0)) return;  // shown already
+      state.lastAgentMessage = event.id;
+    }
+    typing.hidden = true;
+    (event.messages || []).forEach(function (m) {
+      add("bot", event.agent ? Object.assign({}, m, { agent: event.agent }) : m);
+    });
+  }
+
   function ping() {
     fetch(config.rasaUrl.replace(/\/$/, "") + "/", { cache: "no-store" })
       .then(function (r) { setOnline(r.ok); }).catch(function () { setOnline(false); });
@@ -205,6 +237,7 @@
     render({ who: entry.who, m: entry.m, t: entry.t, live: i === state.history.length - 1 });
   });
   if (!state.history.length) queue = queue.then(function () { return deliver("/greet", 0); });
+  listen();
   ping();
   setInterval(ping, 10000);
   window.kefuChat = { state: state, send: send };
