@@ -20,9 +20,11 @@ from kefu.db.engine import make_engine, session_scope
 from kefu.db.models import AuditLog, HandoffRequest
 from kefu.shop.demo import seed
 from kefu.shop.repository import SqlShopRepository
+from kefu.shop.tokens import sign_session_token
 from kefu.testing import running_web
 
 PASSWORD = "correct horse 1"
+WEB_SECRET = "console-test-secret"
 HOSTILE = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">'
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -107,7 +109,7 @@ def rasa():
 def web(shop, rasa, tmp_path_factory):
     url, _, _ = shop
     log = tmp_path_factory.mktemp("web") / "web.log"
-    with running_web(url, rasa.url, log=log) as origin:
+    with running_web(url, rasa.url, log=log, extra_env={"KEFU_TOKEN_SECRET": WEB_SECRET}) as origin:
         yield origin
 
 
@@ -372,10 +374,16 @@ def test_an_unclaimed_handoff_gets_one_polite_update(web, shop, rasa):
 def test_agent_replies_are_pushed_to_the_chat_page_and_replayed_after_a_reconnect(web, shop, rasa):
     conversation = "web-pushcase00001"
     handoff_id = new_handoff(shop, conversation)
-    assert requests.get(f"{web}/api/chat/events", params={"sender": "not-a-web-sender"}).status_code == 403
+    session_token = sign_session_token(conversation, secret=WEB_SECRET)
+    # Only the holder of the chat's session token listens to it.
+    assert requests.get(f"{web}/api/chat/events", params={"sender": conversation}).status_code == 403
+    assert requests.get(f"{web}/api/chat/events", params={
+        "sender": conversation, "session_token": sign_session_token("web-someoneelse0001", secret=WEB_SECRET),
+    }).status_code == 403
     alice, csrf = login(web, "alice")
     assert alice.post(f"{web}/console/api/handoffs/{handoff_id}/claim", headers={"X-CSRF-Token": csrf}).ok
-    with requests.get(f"{web}/api/chat/events", params={"sender": conversation}, stream=True, timeout=10) as sse:
+    with requests.get(f"{web}/api/chat/events", params={"sender": conversation, "session_token": session_token},
+                      stream=True, timeout=10) as sse:
         lines = sse.iter_lines(decode_unicode=True)
         assert alice.post(f"{web}/console/api/handoffs/{handoff_id}/reply", json={"text": "第一条回复"},
                           headers={"X-CSRF-Token": csrf}).ok
@@ -384,7 +392,8 @@ def test_agent_replies_are_pushed_to_the_chat_page_and_replayed_after_a_reconnec
     # A page that comes back with the last id it saw gets only what it missed.
     assert alice.post(f"{web}/console/api/handoffs/{handoff_id}/reply", json={"text": "第二条回复"},
                       headers={"X-CSRF-Token": csrf}).ok
-    with requests.get(f"{web}/api/chat/events", params={"sender": conversation, "after": event["id"]},
+    with requests.get(f"{web}/api/chat/events",
+                      params={"sender": conversation, "session_token": session_token, "after": event["id"]},
                       stream=True, timeout=10) as sse:
         missed = json.loads(next(line for line in sse.iter_lines(decode_unicode=True) if line.startswith("data:"))[5:])
     assert missed["messages"] == [{"text": "第二条回复"}]
