@@ -10,13 +10,17 @@ anyone could continue a conversation whose id they guessed or saw), any
   secret every message is refused;
 * refuse sender ids of the WeChat channel (`wechat-…`);
 * drop the metadata keys only the server may set (the WeChat identity) and
-  name themselves as the input channel.
+  name themselves as the input channel;
+* socket.io: a client joins a session's room (and hears its answers) only
+  with the session token: `session_request` with `{"session_id",
+  "session_token"}`.
 
 Configured in credentials.yml under their class names; the REST one keeps
 the URL /webhooks/rest/webhook.
 """
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any, Awaitable, Callable, Dict, Optional, Text
 
@@ -91,5 +95,26 @@ class VerifiedSocketIOInput(SocketIOInput):
             message.input_channel = self.name()
             return await on_new_message(message)
 
-        return super().blueprint(checked)
+        webhook = super().blueprint(checked)
+        sio = webhook.ctx.sio
+
+        # Replaces Rasa's handler, which lets a client join any session's
+        # room (and so read its answers) and, with the pinned python-socketio,
+        # never awaits the join, so no answer reached anyone.
+        @sio.on("session_request", namespace=self.namespace)
+        async def session_request(sid: Text, data: Optional[Dict]) -> None:
+            data = data if isinstance(data, dict) else {}
+            session_id = data.get("session_id")
+            refusal = sender_refusal(session_id, {tokens.SESSION_METADATA_KEY: data.get(tokens.SESSION_METADATA_KEY)})
+            if refusal:
+                logger.warning("socketio: session request refused: %s", refusal)
+                await sio.emit("session_refused", refusal, room=sid)
+                return
+            if self.session_persistence:
+                joined = sio.enter_room(sid, session_id, namespace=self.namespace)
+                if inspect.isawaitable(joined):
+                    await joined
+            await sio.emit("session_confirm", session_id, room=sid)
+
+        return webhook
 
