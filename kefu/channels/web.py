@@ -59,6 +59,23 @@ def client_metadata(metadata: object) -> Dict[Text, Any]:
     return {key: value for key, value in metadata.items() if key not in tokens.SERVER_ONLY_METADATA_KEYS}
 
 
+def failures_logged_masked(on_new_message: Callable[[UserMessage], Awaitable[Any]]
+                           ) -> Callable[[UserMessage], Awaitable[Any]]:
+    """`on_new_message` whose failures and timeouts are logged here, with
+    the text masked: Rasa's REST handler would log the whole text."""
+    async def handle(message: UserMessage) -> Any:
+        try:
+            return await on_new_message(message)
+        except asyncio.CancelledError:
+            logger.error("rest: the message from %s timed out", message.sender_id)
+        except Exception:  # noqa: BLE001 - answered with what was collected, as Rasa does
+            logger.exception("rest: the message from %s failed: %s", message.sender_id,
+                             mask_sensitive(message.text or ""))
+        return None
+
+    return handle
+
+
 class VerifiedRestInput(RestInput):
     @classmethod
     def name(cls) -> Text:
@@ -77,19 +94,7 @@ class VerifiedRestInput(RestInput):
         return self.name()
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]):
-        async def failures_logged_masked(message: UserMessage) -> Any:
-            # Rasa's handler would log the customer's whole text (a card
-            # number in it included) on a failure or a timeout.
-            try:
-                return await on_new_message(message)
-            except asyncio.CancelledError:
-                logger.error("rest: the message from %s timed out", message.sender_id)
-            except Exception:  # noqa: BLE001 - answered with what was collected, as Rasa does
-                logger.exception("rest: the message from %s failed: %s", message.sender_id,
-                                 mask_sensitive(message.text or ""))
-            return None
-
-        return super().blueprint(failures_logged_masked)
+        return super().blueprint(failures_logged_masked(on_new_message))
 
     def get_metadata(self, request: Request) -> Optional[Dict[Text, Any]]:
         return client_metadata(request.json.get("metadata"))
