@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 
 import pytest
@@ -332,3 +333,41 @@ def test_disguised_card_and_id_numbers_are_masked_everywhere(bot):
                      for row in broker.execute("SELECT data FROM events WHERE sender_id = ?", (chat.sender,))]
     assert any("退款退到我的卡" in data for data in published)
     assert sensitive_leaks("".join(published)) == []
+
+
+def test_socketio_takes_only_sessions_it_issued(bot):
+    import asyncio
+
+    import socketio
+
+    def user_turns(sender: str) -> int:
+        events = bot.get_json(f"/conversations/{sender}/tracker")["events"]
+        return sum(1 for event in events if event.get("event") == "user")
+
+    async def exchange(session_id: str, token: str | None, metadata: dict) -> list[dict]:
+        client = socketio.AsyncClient()
+        answers: list[dict] = []
+        client.on("bot_uttered", answers.append)
+        await client.connect(bot.rasa_url, socketio_path="/socket.io", transports=["polling"])
+        try:
+            await client.emit("session_request", {"session_id": session_id, "session_token": token})
+            await client.emit("user_uttered", {"message": "你好", "session_id": session_id, "metadata": metadata})
+            for _ in range(100):
+                if answers:
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            await client.disconnect()
+        return answers
+
+    issued, unsigned = (f"e2e-{uuid.uuid4().hex[:12]}" for _ in range(2))
+    wechat = f"wechat-{WANG_OPENID}"
+    token = bot.session_token(issued)
+    assert asyncio.run(exchange(issued, token, {"session_token": token}))
+    assert asyncio.run(exchange(unsigned, None, {})) == []
+    assert asyncio.run(exchange(wechat, bot.session_token(wechat), {"session_token": bot.session_token(wechat)})) == []
+    assert user_turns(issued) == 1
+    assert user_turns(unsigned) == 0 and user_turns(wechat) == 0
+    # Without the token in its session_request a client is not let into the
+    # session's room: it hears nothing, not even of a message sent there.
+    assert asyncio.run(exchange(issued, None, {"session_token": token})) == []

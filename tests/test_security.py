@@ -262,3 +262,18 @@ def test_web_channels_refuse_foreign_sender_ids_and_drop_server_only_metadata(mo
         {"customer_token": "t"}
     monkeypatch.delenv("KEFU_TOKEN_SECRET")
     assert sender_refusal("web-abc", good)                       # no secret: nothing is accepted
+
+
+def test_a_failed_rest_message_is_logged_masked(caplog):
+    import asyncio
+
+    from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+
+    from kefu.channels.web import failures_logged_masked
+
+    async def broken_bot(message):
+        raise RuntimeError("the bot failed")
+
+    message = UserMessage("卡号6222 0212 3456 7890 128", CollectingOutputChannel(), "web-x")
+    asyncio.run(failures_logged_masked(broken_bot)(message))
+    assert "6222***********0128" in caplog.text and "0212" not in caplog.text

@@ -287,3 +287,17 @@ def test_the_access_token_is_shared_through_the_state_store(tmp_path):
     assert again.get("wx_access_token") == "TOKEN-1"
     again.set("short", "x", ttl=-1)
     assert again.get("short") is None
+
+
+def test_expired_state_rows_are_purged(tmp_path):
+    from sqlalchemy import func, select
+
+    from kefu.db.engine import make_engine, session_scope
+
+    store = DatabaseStateStore(make_engine(f"sqlite:///{tmp_path / 'state.sqlite3'}"))
+    for index in range(5):
+        assert store.claim(f"nonce:{index}", "x", -1)  # already expired
+    store._purged_at = 0.0  # a minute later
+    assert store.claim("msg:1", "processing", 60)
+    with session_scope(store._engine) as session:
+        assert session.execute(select(func.count()).select_from(store._table)).scalar() == 1

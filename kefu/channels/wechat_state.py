@@ -84,7 +84,10 @@ class RedisStateStore(StateStore):
 
 
 class DatabaseStateStore(StateStore):
-    """Over the shop database (kefu.db.engine); the table is created if missing."""
+    """Over the shop database (kefu.db.engine); the table is created if
+    missing, and expired rows are deleted at most once a minute."""
+
+    PURGE_EVERY_SECONDS = 60.0
 
     def __init__(self, engine: Any = None) -> None:
         from sqlalchemy import Column, Float, MetaData, String, Table, Text
@@ -100,6 +103,7 @@ class DatabaseStateStore(StateStore):
             Column("expires_at", Float, nullable=False, index=True),
         )
         metadata.create_all(self._engine, checkfirst=True)
+        self._purged_at = 0.0
 
     def claim(self, key, value, ttl):
         from sqlalchemy import delete
@@ -107,6 +111,9 @@ class DatabaseStateStore(StateStore):
         from kefu.db.engine import insert_unless_exists, session_scope
 
         now = time.time()
+        if now - self._purged_at > self.PURGE_EVERY_SECONDS:
+            self._purged_at = now
+            self.purge_expired()
         with session_scope(self._engine) as session:
             session.execute(delete(self._table).where(self._table.c.key == key, self._table.c.expires_at < now))
             return insert_unless_exists(session, self._table, dict(key=key, value=value, expires_at=now + ttl), "key")
