@@ -10,10 +10,12 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 
+from actions.common import Services, use_services
 from kefu.console.store import ConsoleStore
 from kefu.db.engine import make_engine, session_scope
 from kefu.db.models import HandoffRequest
 from kefu.shop.demo import seed
+from kefu.shop.repository import SqlShopRepository
 
 
 @pytest.fixture()
@@ -22,7 +24,9 @@ def shop(tmp_path, monkeypatch):
     engine = make_engine(url)
     seed(engine, orders=20)
     monkeypatch.setenv("DATABASE_URL", url)
-    return engine
+    use_services(Services.over(SqlShopRepository(engine), ConsoleStore(engine)))
+    yield engine
+    use_services(None)
 
 
 def run_handoff(sender: str):
