@@ -98,6 +98,9 @@ def running_servers(model: Path, database_url: str, *, extra_env: dict | None = 
     workdir = Path(tempfile.mkdtemp(prefix="kefu-servers-"))
     actions_port, rasa_port = free_port(), free_port()
     env = {**os.environ, "DATABASE_URL": database_url, **(extra_env or {})}
+    # Each run's conversations in its own file (the default store is SQLite),
+    # unless the caller keeps them across runs (a restart test).
+    env.setdefault("KEFU_CONVERSATIONS_DB", str(workdir / "conversations.sqlite3"))
     # The project's endpoints.yml, with this run's action server port and,
     # when given, other stores.
     endpoints = yaml.safe_load((ROOT / "endpoints.yml").read_text(encoding="utf-8"))
