@@ -1,0 +1,185 @@
+"""A frozen or dead action server costs a customer one apology, never five
+minutes of silence.
+
+Rasa 3.6's `RemoteAction.run` waits for the action server for
+`rasa.core.constants.DEFAULT_REQUEST_TIMEOUT` (300 s, a module constant),
+and when the call fails the processor logs the exception and carries on
+with no events: the customer gets nothing. Replaced here (Rasa 3.6.21
+only; the original is kept in ORIGINALS):
+
+* every call to the action server has a deadline: `kefu_action_timeout`
+  (seconds) on the `action_endpoint` in endpoints.yml, or the environment
+  variable KEFU_ACTION_TIMEOUT, else DEFAULT_ACTION_TIMEOUT_SECONDS. It is
+  a little longer than the action server's own deadline on shop calls
+  (actions/common.py: SHOP_CALL_DEADLINE_SECONDS, 8 s), so that a slow
+  database is answered by the action server's apology first;
+* a call that fails (time-out, refused connection, an error status, an
+  invalid answer) answers the customer with the domain's
+  `utter_service_unavailable` and logs one line for the operator;
+* within one turn, once the action server has failed, later calls of that
+  turn fail at once (one wait and one apology per turn, however many
+  actions the turn runs); the next message tries the server again;
+* a failed form validation (`validate_<form>`) rejects the slot values it
+  was asked to check (sets them to None): a value nobody validated is never
+  accepted, and the form asks for it again when the server is back.
+
+A rejection by the action server (ActionExecutionRejection) is Rasa's own
+flow control and is passed through unchanged.
+
+And a turn that fails outside the actions (the conversation store or the
+lock store unreachable: Redis restarting) is answered with the same apology
+when nothing was sent yet, where Rasa's channels log it and answer nothing
+(`Agent.handle_message`).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import OrderedDict
+from typing import Any, Dict, List, Optional, Text
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_RASA_VERSION = "3.6.21"
+DEFAULT_ACTION_TIMEOUT_SECONDS = 8.5
+APOLOGY_RESPONSE = "utter_service_unavailable"
+# Turns whose action-server call already failed, with when (monotonic).
+_FAILED_TURNS: "OrderedDict[tuple, float]" = OrderedDict()
+_FAILED_TURNS_KEPT = 10_000
+_FAILED_TURN_SECONDS = 120.0
+ORIGINALS: Dict[Text, Any] = {}
+
+
+def action_timeout(action_endpoint: Any) -> float:
+    configured = os.environ.get("KEFU_ACTION_TIMEOUT")
+    if configured is None and action_endpoint is not None:
+        configured = (getattr(action_endpoint, "kwargs", None) or {}).get("kefu_action_timeout")
+    try:
+        seconds = float(configured) if configured is not None else DEFAULT_ACTION_TIMEOUT_SECONDS
+    except (TypeError, ValueError):
+        logger.warning("kefu_action_timeout / KEFU_ACTION_TIMEOUT %r is not a number; using %s s",
+                       configured, DEFAULT_ACTION_TIMEOUT_SECONDS)
+        return DEFAULT_ACTION_TIMEOUT_SECONDS
+    return seconds if seconds > 0 else DEFAULT_ACTION_TIMEOUT_SECONDS
+
+
+def _turn_key(tracker: Any) -> Optional[tuple]:
+    """The conversation and its latest user message: one turn."""
+    from rasa.shared.core.events import UserUttered
+
+    for event in reversed(tracker.events):
+        if isinstance(event, UserUttered):
+            return tracker.sender_id, event.timestamp
+    return None
+
+
+def _remember_failed_turn(key: Optional[tuple]) -> None:
+    if key is None:
+        return
+    now = time.monotonic()
+    _FAILED_TURNS[key] = now
+    _FAILED_TURNS.move_to_end(key)
+    while _FAILED_TURNS and (len(_FAILED_TURNS) > _FAILED_TURNS_KEPT
+                             or next(iter(_FAILED_TURNS.values())) < now - _FAILED_TURN_SECONDS):
+        _FAILED_TURNS.popitem(last=False)
+
+
+def _slot_candidates(action_name: Text, tracker: Any) -> List[Text]:
+    """The slots a `validate_<form>` call was asked to check: Rasa puts them
+    after an `ActionExecuted(<form>)` at the end of its temporary tracker."""
+    from rasa.shared.core.events import ActionExecuted, SlotSet
+
+    form_name = action_name[len("validate_"):]
+    candidates: List[Text] = []
+    for event in reversed(tracker.events):
+        if isinstance(event, SlotSet):
+            candidates.append(event.key)
+        elif isinstance(event, ActionExecuted) and event.action_name == form_name:
+            return [name for name in candidates if name != "requested_slot"]
+        else:
+            break
+    return []
+
+
+def install() -> None:
+    import rasa
+
+    if "RemoteAction.run" in ORIGINALS:
+        return
+    if rasa.__version__ != SUPPORTED_RASA_VERSION:
+        logger.warning("kefu.rasa_resilience is written for Rasa %s, not %s: action-server deadlines not installed",
+                       SUPPORTED_RASA_VERSION, rasa.__version__)
+        return
+    from rasa.core.actions.action import ActionBotResponse, ActionExecutionRejection, RemoteAction
+    from rasa.shared.core.events import SlotSet
+
+    original_run = RemoteAction.run
+    ORIGINALS["RemoteAction.run"] = original_run
+
+    async def run(self: RemoteAction, output_channel, nlg, tracker, domain) -> List[Any]:
+        turn = _turn_key(tracker)
+        failed_before = turn is not None and turn in _FAILED_TURNS
+        if not failed_before:
+            deadline = action_timeout(self.action_endpoint)
+            started = time.monotonic()
+            try:
+                return await asyncio.wait_for(original_run(self, output_channel, nlg, tracker, domain), deadline)
+            except ActionExecutionRejection:
+                raise
+            except asyncio.TimeoutError:
+                logger.error("action server: %s did not answer within %.1f s (%s); the customer gets %s",
+                             self.name(), deadline, getattr(self.action_endpoint, "url", None), APOLOGY_RESPONSE)
+            except Exception as exc:  # noqa: BLE001 - every failure is answered, and logged once here
+                logger.error("action server: %s failed after %.1f s: %s: %s; the customer gets %s", self.name(),
+                             time.monotonic() - started, type(exc).__name__, str(exc).splitlines()[0] if str(exc)
+                             else "", APOLOGY_RESPONSE)
+            _remember_failed_turn(turn)
+        else:
+            logger.info("action server failed earlier in this turn: %s skipped", self.name())
+        events: List[Any] = []
+        if not failed_before:
+            events += await ActionBotResponse(APOLOGY_RESPONSE).run(output_channel, nlg, tracker, domain)
+        if self.name().startswith("validate_"):
+            events += [SlotSet(slot, None) for slot in _slot_candidates(self.name(), tracker)]
+        return events
+
+    RemoteAction.run = run
+    _answer_failed_turns()
+    logger.debug("action-server deadlines installed (kefu.rasa_resilience)")
+
+
+def _answer_failed_turns() -> None:
+    from asyncio import CancelledError
+
+    from rasa.core.agent import Agent
+
+    original_handle_message = Agent.handle_message
+    ORIGINALS["Agent.handle_message"] = original_handle_message
+
+    async def handle_message(self: Agent, message: Any) -> Optional[List[Dict[Text, Any]]]:
+        try:
+            return await original_handle_message(self, message)
+        except CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - answered here, and logged once
+            logger.error("turn of %r failed: %s: %s; the customer gets %s", message.sender_id,
+                         type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "", APOLOGY_RESPONSE)
+            channel = message.output_channel
+            already_answered = bool(getattr(channel, "messages", None))
+            apology = _apology_text(self)
+            if channel is not None and apology and not already_answered:
+                try:
+                    await channel.send_text_message(message.sender_id, apology)
+                except Exception:  # noqa: BLE001 - the channel itself is gone: nothing more to do
+                    logger.exception("could not send the apology to %r", message.sender_id)
+            return None
+
+    Agent.handle_message = handle_message
+
+
+def _apology_text(agent: Any) -> Optional[Text]:
+    domain = getattr(agent, "domain", None)
+    variants = (getattr(domain, "responses", None) or {}).get(APOLOGY_RESPONSE) or []
+    return variants[0].get("text") if variants else None
