@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from kefu.db.engine import DatabaseError, database_url, describe_url
 
@@ -43,6 +44,27 @@ def _cmd_db_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_db_backup(args: argparse.Namespace) -> int:
+    from kefu.backup import backup
+
+    for line in backup(args.path):
+        print(line)
+    return 0
+
+
+def _cmd_db_restore(args: argparse.Namespace) -> int:
+    from kefu.backup import restore
+
+    try:
+        lines = restore(args.path)
+    except FileNotFoundError as exc:
+        print(f"kefu: error: {exc}", file=sys.stderr)
+        return 2
+    for line in lines:
+        print(line)
+    return 0
+
+
 def _cmd_nlu_export(args: argparse.Namespace) -> int:
     from kefu.nlu.catalogue_export import export_command
 
@@ -67,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_parser("showcase", help="list the demo orders to try, with their phone tails").set_defaults(
         func=_cmd_db_showcase
     )
+
+    backup = db.add_parser("backup", help="online copy of the SQLite shop and conversations into a directory")
+    backup.add_argument("path", type=Path)
+    backup.set_defaults(func=_cmd_db_backup)
+    restore = db.add_parser("restore", help="copy a backup directory back (stop the bot first)")
+    restore.add_argument("path", type=Path)
+    restore.set_defaults(func=_cmd_db_restore)
 
     nlu = sub.add_parser("nlu", help="NLU assets").add_subparsers(dest="nlu_command", required=True)
     export = nlu.add_parser("export", help="write catalogue lookup tables/synonyms and the jieba dictionary")
