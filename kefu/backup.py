@@ -18,7 +18,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from kefu.db.engine import database_url, describe_url
-from kefu.sqlite_event_log import conversations_path
+from kefu.conversations_db import ROOT, conversations_path
 
 SHOP_FILE = "shop.sqlite3"
 CONVERSATIONS_FILE = "conversations.sqlite3"
@@ -55,8 +55,6 @@ def _pairs(directory: Path) -> list[tuple[str, Path | None, Path]]:
 def _configured_conversations() -> str | None:
     """The `db` of a SQLite tracker store in endpoints.yml, if that is the store."""
     import yaml
-
-    from kefu.sqlite_event_log import ROOT
 
     try:
         store = (yaml.safe_load((ROOT / "endpoints.yml").read_text(encoding="utf-8")) or {}).get("tracker_store") or {}
