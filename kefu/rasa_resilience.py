@@ -16,9 +16,10 @@ only; the original is kept in ORIGINALS):
 * a call that fails (time-out, refused connection, an error status, an
   invalid answer) answers the customer with the domain's
   `utter_service_unavailable` and logs one line for the operator;
-* within one turn, once the action server has failed, later calls of that
-  turn fail at once (one wait and one apology per turn, however many
-  actions the turn runs); the next message tries the server again;
+* the turn then ends (FollowupAction(action_listen)): one wait and one
+  apology per turn; should another call of the same turn come all the
+  same (a form's validation and its ask), it fails at once; the next
+  message tries the server again;
 * a failed form validation (`validate_<form>`) rejects the slot values it
   was asked to check (sets them to None): a value nobody validated is never
   accepted, and the form asks for it again when the server is back.
@@ -113,7 +114,8 @@ def install() -> None:
                        SUPPORTED_RASA_VERSION, rasa.__version__)
         return
     from rasa.core.actions.action import ActionBotResponse, ActionExecutionRejection, RemoteAction
-    from rasa.shared.core.events import SlotSet
+    from rasa.shared.core.constants import ACTION_LISTEN_NAME
+    from rasa.shared.core.events import FollowupAction, SlotSet
 
     original_run = RemoteAction.run
     ORIGINALS["RemoteAction.run"] = original_run
@@ -141,6 +143,9 @@ def install() -> None:
         events: List[Any] = []
         if not failed_before:
             events += await ActionBotResponse(APOLOGY_RESPONSE).run(output_channel, nlg, tracker, domain)
+        # The turn ends here: without the failed action's events the policies
+        # would predict it (or another call) again, up to Rasa's limit of 10.
+        events.append(FollowupAction(ACTION_LISTEN_NAME))
         if self.name().startswith("validate_"):
             events += [SlotSet(slot, None) for slot in _slot_candidates(self.name(), tracker)]
         return events

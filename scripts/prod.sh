@@ -23,6 +23,7 @@ LOG_DIR="$PROD_DIR/log"
 RUN_DIR="$PROD_DIR/run"
 export DATABASE_URL="${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/kefu_prod}"
 mkdir -p "$LOG_DIR" "$RUN_DIR" "$PROD_DIR/nginx/tmp"
+rm -f "$RUN_DIR/ready"
 
 command -v nginx >/dev/null || die "nginx not found: apt-get install -y nginx (README, Production topology)"
 for port in "$PUBLIC_PORT" "${RASA_PORTS[@]}" "${ACTION_PORTS[@]}" "$ACTIONS_LB_PORT" "$WEB_PORT"; do
