@@ -28,9 +28,10 @@ A rejection by the action server (ActionExecutionRejection) is Rasa's own
 flow control and is passed through unchanged.
 
 And a turn that fails outside the actions (the conversation store or the
-lock store unreachable: Redis restarting) is answered with the same apology
-when nothing was sent yet, where Rasa's channels log it and answer nothing
-(`Agent.handle_message`).
+lock store unreachable: Redis restarting) is answered with the same apology,
+where Rasa's channels log it and answer nothing (`Agent.handle_message`);
+on a collecting channel (REST) the answers of the failed turn, which was
+not stored, are replaced by the apology.
 """
 from __future__ import annotations
 
@@ -172,9 +173,14 @@ def _answer_failed_turns() -> None:
             logger.error("turn of %r failed: %s: %s; the customer gets %s", message.sender_id,
                          type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "", APOLOGY_RESPONSE)
             channel = message.output_channel
-            already_answered = bool(getattr(channel, "messages", None))
+            collected = getattr(channel, "messages", None)
+            if isinstance(collected, list):
+                # Answers of a turn that was not stored (the store failed at
+                # the end): the customer is told it failed instead, and a
+                # retry finds the conversation as it was.
+                collected.clear()
             apology = _apology_text(self)
-            if channel is not None and apology and not already_answered:
+            if channel is not None and apology and (isinstance(collected, list) or not collected):
                 try:
                     await channel.send_text_message(message.sender_id, apology)
                 except Exception:  # noqa: BLE001 - the channel itself is gone: nothing more to do

@@ -174,7 +174,7 @@ supervise web "$PY" -m kefu.web --host 127.0.0.1 --port "$WEB_PORT" --rasa-url "
 # -- nginx ------------------------------------------------------------------
 rasa_servers="" action_servers=""
 for port in "${RASA_PORTS[@]}"; do rasa_servers+="        server 127.0.0.1:$port max_fails=1 fail_timeout=5s;"$'\n'; done
-for port in "${ACTION_PORTS[@]}"; do action_servers+="        server 127.0.0.1:$port max_fails=1 fail_timeout=10s;"$'\n'; done
+for port in "${ACTION_PORTS[@]}"; do action_servers+="        server 127.0.0.1:$port max_fails=1 fail_timeout=5s;"$'\n'; done
 "$PY" - "$PROD_DIR/nginx/nginx.conf" <<EOF
 import sys
 text = open("deploy/nginx.conf", encoding="utf-8").read()

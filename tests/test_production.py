@@ -189,14 +189,14 @@ def test_a_slow_database_never_holds_a_turn_past_the_deadline(topology):
 
     def lock() -> None:
         conn = engine.connect()
-        conn.exec_driver_sql("BEGIN")
+        transaction = conn.begin()
         conn.exec_driver_sql("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
-        holder["conn"] = conn
+        holder["lock"] = conn, transaction
 
     def unlock() -> None:
-        conn = holder.pop("conn", None)
+        conn, transaction = holder.pop("lock", (None, None))
         if conn is not None:
-            conn.exec_driver_sql("ROLLBACK")
+            transaction.rollback()
             conn.close()
 
     try:
