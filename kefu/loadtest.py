@@ -72,7 +72,7 @@ def conversations(order_no: str, phone_tail: str, returnable_order: str, returna
 
 
 async def run_load(url: str, scripts: list[list[str]], customers: int, seconds: float, *,
-                   turn_timeout: float = 30.0, events: list[tuple[float, Callable[[], None]]] | None = None,
+                   turn_timeout: float = 60.0, events: list[tuple[float, Callable[[], None]]] | None = None,
                    think_seconds: float = 0.0) -> LoadResult:
     """`customers` simulated customers for `seconds`; `events` are (at second,
     callable) run from a thread at those times (the faults)."""

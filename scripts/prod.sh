@@ -173,7 +173,9 @@ supervise web "$PY" -m kefu.web --host 127.0.0.1 --port "$WEB_PORT" --rasa-url "
 
 # -- nginx ------------------------------------------------------------------
 rasa_servers="" action_servers=""
-for port in "${RASA_PORTS[@]}"; do rasa_servers+="        server 127.0.0.1:$port max_fails=1 fail_timeout=5s;"$'\n'; done
+# max_fails=0: a replica is never taken out for a slow turn; one that is
+# down refuses the connection and the request goes to the next at once.
+for port in "${RASA_PORTS[@]}"; do rasa_servers+="        server 127.0.0.1:$port max_fails=0;"$'\n'; done
 for port in "${ACTION_PORTS[@]}"; do action_servers+="        server 127.0.0.1:$port max_fails=1 fail_timeout=5s;"$'\n'; done
 "$PY" - "$PROD_DIR/nginx/nginx.conf" <<EOF
 import sys

@@ -73,6 +73,11 @@ def load(topology: Topology, name: str, events=(), seconds: float = SECONDS) -> 
         out.write(json.dumps(row, ensure_ascii=False) + "\n")
     print(f"\n{name}: " + ", ".join(f"{k} {v:.0f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()
                                     if k not in {"fault", "at"}))
+    # What the failed and the doubled turns saw, for the log.
+    doubled_ids = {turn_id for turn_id, count in stored.items() if count > 1}
+    for turn in [t for t in result.turns if not t.answered or t.turn_id in doubled_ids][:6]:
+        print(f"  {'doubled' if turn.turn_id in doubled_ids else 'failed'} turn at {turn.started:.1f} s "
+              f"({turn.text!r}, {turn.attempts} attempts): {turn.errors}")
     row["result"] = result
     return row
 
