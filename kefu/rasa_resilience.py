@@ -20,6 +20,10 @@ only; the original is kept in ORIGINALS):
   apology per turn; should another call of the same turn come all the
   same (a form's validation and its ask), it fails at once; the next
   message tries the server again;
+* whatever Rasa then does with the failed call's events (a form may reject
+  them all), the turn ends with exactly one apology and action_listen
+  (`MessageProcessor._run_action`): never silence, never ten predictions;
+* a failed `action_session_start` is replaced by Rasa's own session start;
 * a failed form validation (`validate_<form>`) rejects the slot values it
   was asked to check (sets them to None): a value nobody validated is never
   accepted, and the form asks for it again when the server is back.
@@ -115,13 +119,15 @@ def install() -> None:
                        SUPPORTED_RASA_VERSION, rasa.__version__)
         return
     from rasa.core.actions.action import ActionBotResponse, ActionExecutionRejection, RemoteAction
-    from rasa.shared.core.constants import ACTION_LISTEN_NAME
+    from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
     from rasa.shared.core.events import FollowupAction, SlotSet
 
     original_run = RemoteAction.run
     ORIGINALS["RemoteAction.run"] = original_run
 
     async def run(self: RemoteAction, output_channel, nlg, tracker, domain) -> List[Any]:
+        if self.name() == ACTION_SESSION_START_NAME:
+            return await _session_start(self, original_run, output_channel, nlg, tracker, domain)
         turn = _turn_key(tracker)
         failed_before = turn is not None and turn in _FAILED_TURNS
         if not failed_before:
@@ -152,6 +158,7 @@ def install() -> None:
         return events
 
     RemoteAction.run = run
+    _end_failed_turns()
     _answer_failed_turns()
     logger.debug("action-server deadlines installed (kefu.rasa_resilience)")
 
@@ -194,3 +201,56 @@ def _apology_text(agent: Any) -> Optional[Text]:
     domain = getattr(agent, "domain", None)
     variants = (getattr(domain, "responses", None) or {}).get(APOLOGY_RESPONSE) or []
     return variants[0].get("text") if variants else None
+
+
+async def _session_start(action: Any, original_run: Any, output_channel, nlg, tracker, domain) -> List[Any]:
+    """Our action_session_start, or Rasa's own when the action server fails:
+    the session starts either way, and the turn itself apologises if it
+    needs the action server."""
+    from rasa.core.actions.action import ActionSessionStart
+
+    deadline = action_timeout(action.action_endpoint)
+    try:
+        return await asyncio.wait_for(original_run(action, output_channel, nlg, tracker, domain), deadline)
+    except Exception as exc:  # noqa: BLE001 - Rasa's session start instead, logged once here
+        logger.error("action server: action_session_start failed (%s); Rasa's own session start instead",
+                     type(exc).__name__)
+        return await ActionSessionStart().run(output_channel, nlg, tracker, domain)
+
+
+def _apologised_in_this_turn(tracker: Any, apology: Optional[Text]) -> bool:
+    from rasa.shared.core.events import BotUttered, UserUttered
+
+    for event in reversed(tracker.events):
+        if isinstance(event, UserUttered):
+            return False
+        if isinstance(event, BotUttered) and (event.metadata or {}).get("utter_action") == APOLOGY_RESPONSE \
+                or isinstance(event, BotUttered) and apology and event.text == apology:
+            return True
+    return False
+
+
+def _end_failed_turns() -> None:
+    """Whatever Rasa did with a failed call's events (a form may reject them
+    all), a turn whose action server failed ends with one apology and
+    action_listen: no further predictions, no silence."""
+    from rasa.core.actions.action import ActionBotResponse
+    from rasa.core.processor import MessageProcessor
+    from rasa.shared.core.constants import ACTION_LISTEN_NAME
+
+    original_run_action = MessageProcessor._run_action
+    ORIGINALS["MessageProcessor._run_action"] = original_run_action
+
+    async def _run_action(self: MessageProcessor, action, tracker, output_channel, nlg, prediction) -> bool:
+        predict_more = await original_run_action(self, action, tracker, output_channel, nlg, prediction)
+        if action.name() == ACTION_LISTEN_NAME or _turn_key(tracker) not in _FAILED_TURNS:
+            return predict_more
+        variants = self.domain.responses.get(APOLOGY_RESPONSE) or [{}]
+        if not _apologised_in_this_turn(tracker, variants[0].get("text")):
+            events = await ActionBotResponse(APOLOGY_RESPONSE).run(output_channel, nlg, tracker, self.domain)
+            tracker.update_with_events(events, self.domain)
+            await self.execute_side_effects(events, tracker, output_channel)
+        tracker.trigger_followup_action(ACTION_LISTEN_NAME)
+        return True
+
+    MessageProcessor._run_action = _run_action

@@ -83,11 +83,13 @@ def load(topology: Topology, name: str, events=(), seconds: float = SECONDS) -> 
 
 
 def tickets_twice(database_url: str) -> int:
+    """Requests filed twice by the simulated customers (the demo shop's own
+    tickets are left out: its history may hold two of a kind)."""
     engine = create_engine(database_url, future=True)
     with engine.connect() as conn:
         twice = conn.exec_driver_sql(
             "SELECT count(*) FROM (SELECT order_id, kind FROM aftersales_tickets "
-            "GROUP BY order_id, kind HAVING count(*) > 1) AS doubled").scalar()
+            "WHERE conversation_id LIKE 'load-%' GROUP BY order_id, kind HAVING count(*) > 1) AS doubled").scalar()
     engine.dispose()
     return twice
 
