@@ -89,7 +89,7 @@ def tickets_twice(database_url: str) -> int:
     with engine.connect() as conn:
         twice = conn.exec_driver_sql(
             "SELECT count(*) FROM (SELECT order_id, kind FROM aftersales_tickets "
-            "WHERE conversation_id LIKE 'load-%' GROUP BY order_id, kind HAVING count(*) > 1) AS doubled").scalar()
+            "WHERE conversation_id LIKE 'load-%%' GROUP BY order_id, kind HAVING count(*) > 1) AS doubled").scalar()
     engine.dispose()
     return twice
 
