@@ -4,8 +4,9 @@
 Each customer talks over the REST channel, one conversation after another
 (an order look-up with verification, or a return that files a ticket), and
 retries a turn once when the request fails (as the chat page does). Every
-message carries a unique `turn_id` in its metadata, which Rasa stores with
-the user event: afterwards each answered turn is looked for in the
+message carries a unique `message_id` in its metadata (a retry the same),
+which Rasa stores with the user event (kefu.rasa_resilience answers a
+retry of a stored message from the store): afterwards each answered turn is looked for in the
 conversation store (lost: answered but not stored; doubled: stored twice).
 """
 from __future__ import annotations
@@ -108,7 +109,7 @@ async def run_load(url: str, scripts: list[list[str]], customers: int, seconds: 
 
 
 async def _one_turn(session: aiohttp.ClientSession, url: str, turn: Turn) -> None:
-    payload = {"sender": turn.sender, "message": turn.text, "metadata": {"turn_id": turn.turn_id}}
+    payload = {"sender": turn.sender, "message": turn.text, "metadata": {"message_id": turn.turn_id}}
     for attempt in range(2):   # the chat page retries a failed request once
         turn.attempts += 1
         try:
@@ -136,7 +137,7 @@ def stored_turn_ids(redis_client, senders: set[str], key_prefix: str = "kefu:tra
         for text in redis_client.lrange(f"{key_prefix}events:{sender}", 0, -1):
             event = json.loads(text)
             if event.get("event") == "user":
-                turn_id = (event.get("metadata") or {}).get("turn_id")
+                turn_id = (event.get("metadata") or {}).get("message_id")
                 if turn_id:
                     counts[turn_id] = counts.get(turn_id, 0) + 1
     return counts

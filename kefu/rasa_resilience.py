@@ -31,6 +31,11 @@ only; the original is kept in ORIGINALS):
 A rejection by the action server (ActionExecutionRejection) is Rasa's own
 flow control and is passed through unchanged.
 
+A message that carries a `message_id` in its metadata and is already in the
+conversation (a retry of a request whose answer was lost: a replica killed
+after saving the turn, a gateway time-out) is answered with the replies it
+got then, not handled twice (`MessageProcessor.handle_message`).
+
 And a turn that fails outside the actions (the conversation store or the
 lock store unreachable: Redis restarting) is answered with the same apology,
 where Rasa's channels log it and answer nothing (`Agent.handle_message`);
@@ -51,6 +56,8 @@ logger = logging.getLogger(__name__)
 SUPPORTED_RASA_VERSION = "3.6.21"
 DEFAULT_ACTION_TIMEOUT_SECONDS = 8.5
 APOLOGY_RESPONSE = "utter_service_unavailable"
+# A client's id for one message, in the message metadata: retries carry the same.
+MESSAGE_ID_KEY = "message_id"
 # Turns whose action-server call already failed, with when (monotonic).
 _FAILED_TURNS: "OrderedDict[tuple, float]" = OrderedDict()
 _FAILED_TURNS_KEPT = 10_000
@@ -158,6 +165,7 @@ def install() -> None:
         return events
 
     RemoteAction.run = run
+    _answer_retries_from_the_store()
     _end_failed_turns()
     _answer_failed_turns()
     logger.debug("action-server deadlines installed (kefu.rasa_resilience)")
@@ -254,3 +262,45 @@ def _end_failed_turns() -> None:
         return True
 
     MessageProcessor._run_action = _run_action
+
+
+def replies_to(tracker: Any, message_id: Text) -> Optional[List[Any]]:
+    """The bot messages that answered the user message with this id in the
+    tracker's events, or None when no such message is there."""
+    from rasa.shared.core.events import BotUttered, UserUttered
+
+    replies: Optional[List[Any]] = None
+    for event in tracker.events:
+        if isinstance(event, UserUttered):
+            if replies is not None:
+                break
+            if (event.metadata or {}).get(MESSAGE_ID_KEY) == message_id:
+                replies = []
+        elif replies is not None and isinstance(event, BotUttered):
+            replies.append(event)
+    return replies
+
+
+def _answer_retries_from_the_store() -> None:
+    from rasa.core.processor import MessageProcessor
+
+    original_handle_message = MessageProcessor.handle_message
+    ORIGINALS["MessageProcessor.handle_message"] = original_handle_message
+
+    async def handle_message(self: MessageProcessor, message: Any) -> Any:
+        # Called under the conversation's lock: a retry waits for the first
+        # attempt to finish, then finds it here.
+        metadata = message.metadata if isinstance(message.metadata, dict) else {}
+        message_id = metadata.get(MESSAGE_ID_KEY)
+        if isinstance(message_id, str) and message_id:
+            tracker = await self.tracker_store.retrieve(message.sender_id)
+            replies = replies_to(tracker, message_id) if tracker is not None else None
+            if replies is not None:
+                logger.info("message %s of %r was handled already: its %d replies sent again", message_id,
+                            message.sender_id, len(replies))
+                for reply in replies:
+                    await message.output_channel.send_response(message.sender_id, reply.message())
+                return None
+        return await original_handle_message(self, message)
+
+    MessageProcessor.handle_message = handle_message

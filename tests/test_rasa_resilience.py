@@ -68,3 +68,24 @@ def test_a_frozen_action_server_costs_one_apology_and_the_next_turn_works(traine
         other = f"after-{uuid.uuid4().hex[:8]}"
         price = "".join(m.get("text", "") for m in servers.say(other, "小米14多少钱"))
         assert APOLOGY not in price and "售价" in price, price
+
+        # A retry of a message already handled (same message_id) gets the
+        # same replies and is not stored twice.
+        first = servers.say(other, "运费多少", {"message_id": "m-1"})
+        retry = servers.say(other, "运费多少", {"message_id": "m-1"})
+        assert first == retry and first
+        events = servers.get_json(f"/conversations/{other}/tracker")["events"]
+        assert sum(1 for e in events if e["event"] == "user" and e.get("text") == "运费多少") == 1
+
+
+def test_replies_to_a_message_id():
+    from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    tracker = DialogueStateTracker.from_events("x", [
+        UserUttered("一", metadata={"message_id": "a"}), ActionExecuted("utter_x"), BotUttered("答一"),
+        UserUttered("二", metadata={"message_id": "b"}), BotUttered("答二"), BotUttered("再答二"),
+        UserUttered("三")])
+    assert [e.text for e in rasa_resilience.replies_to(tracker, "a")] == ["答一"]
+    assert [e.text for e in rasa_resilience.replies_to(tracker, "b")] == ["答二", "再答二"]
+    assert rasa_resilience.replies_to(tracker, "c") is None
