@@ -5,10 +5,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 RASA := $(VENV)/bin/rasa
 
-.PHONY: help install run test check train shell reseed db showcase validate bench cv clean
+.PHONY: help install run prod test check train shell reseed db showcase validate bench cv clean
 
 help:
 	@echo "make run      install if needed, seed the shop, train if changed, start everything (Ctrl-C stops)"
+	@echo "make prod     the production topology: nginx, 2 Rasa replicas, 2 action servers, PostgreSQL, Redis (Ctrl-C stops)"
 	@echo "make test     the whole test suite from a fresh clone (runs 'make check' first)"
 	@echo "make check    lint, formatting, types and the fast tests (under a minute)"
 	@echo "make shell    chat in the terminal (needs 'make run' in another terminal for the actions)"
@@ -23,6 +24,9 @@ install:
 
 run:
 	@bash scripts/run.sh
+
+prod:
+	@bash scripts/prod.sh
 
 test:
 	@bash scripts/test.sh

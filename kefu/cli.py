@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from kefu.db.engine import DatabaseError, database_url, describe_url
 
@@ -40,6 +41,27 @@ def _cmd_db_check(args: argparse.Namespace) -> int:
     engine = get_engine()
     check_connection(engine)
     print(f"ok: {describe_url(database_url())}, schema version {current_schema_version(engine)}")
+    return 0
+
+
+def _cmd_db_backup(args: argparse.Namespace) -> int:
+    from kefu.backup import backup
+
+    for line in backup(args.path):
+        print(line)
+    return 0
+
+
+def _cmd_db_restore(args: argparse.Namespace) -> int:
+    from kefu.backup import restore
+
+    try:
+        lines = restore(args.path)
+    except FileNotFoundError as exc:
+        print(f"kefu: error: {exc}", file=sys.stderr)
+        return 2
+    for line in lines:
+        print(line)
     return 0
 
 
@@ -92,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
         func=_cmd_db_showcase
     )
 
+    backup = db.add_parser("backup", help="online copy of the SQLite shop and conversations into a directory")
+    backup.add_argument("path", type=Path)
+    backup.set_defaults(func=_cmd_db_backup)
+    restore = db.add_parser("restore", help="copy a backup directory back (stop the bot first)")
+    restore.add_argument("path", type=Path)
+    restore.set_defaults(func=_cmd_db_restore)
     staff = sub.add_parser("staff", help="agent console accounts").add_subparsers(dest="staff_command", required=True)
     add = staff.add_parser("add", help="create an account, or set its role and password (password asked, or stdin)")
     add.add_argument("name")

@@ -143,6 +143,9 @@ def running_servers(model: Path, database_url: str, *, extra_env: dict | None = 
     # server, and the one signing chat sessions and customer tokens.
     env = {"KEFU_TOKEN_SECRET": secrets.token_hex(16), **os.environ, "DATABASE_URL": database_url,
            "KEFU_ACTION_SECRET": secrets.token_hex(16), **(extra_env or {})}
+    # Each run's conversations in its own file (the default store is SQLite),
+    # unless the caller keeps them across runs (a restart test).
+    env.setdefault("KEFU_CONVERSATIONS_DB", str(workdir / "conversations.sqlite3"))
     # The project's endpoints.yml, with this run's action server port and,
     # when given, other stores.
     endpoints = yaml.safe_load((ROOT / "endpoints.yml").read_text(encoding="utf-8"))

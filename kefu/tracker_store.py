@@ -253,6 +253,11 @@ class EventLogTrackerStore(TrackerStore):
 
     def __init__(self, domain, event_log: EventLog, event_broker=None,
                  live_trackers: int = DEFAULT_LIVE_TRACKERS, **kwargs: Any) -> None:
+        # Installed where Rasa loads this project's stores: deadlines and an
+        # apology for action-server calls (kefu/rasa_resilience.py).
+        from kefu import rasa_resilience
+
+        rasa_resilience.install()
         self.event_log = event_log
         self._live: OrderedDict[str, DialogueStateTracker] = OrderedDict()
         self._live_limit = int(live_trackers)

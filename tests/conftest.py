@@ -78,3 +78,9 @@ def trained_model():
     if model is None:
         pytest.skip("no trained model: run `make test` (it trains once) or set KEFU_MODEL")
     return model
+
+
+def pytest_configure(config):
+    # Here rather than in pyproject.toml, whose hash decides a reinstall.
+    config.addinivalue_line(
+        "markers", "production: the production topology (scripts/prod.sh) under load and faults; skipped without nginx")

@@ -1,8 +1,8 @@
 """The event-log tracker stores: what is stored and read back (current
 session, all sessions, masked card numbers), append-only writes, and when a
-live tracker may be handed out again. Each test runs on the in-memory log
-and on the loopback Redis (skipped, with the reason, when Redis does not
-answer)."""
+live tracker may be handed out again. Each test runs on the in-memory log,
+on a SQLite file and on the loopback Redis (skipped, with the reason, when
+Redis does not answer)."""
 from __future__ import annotations
 
 import asyncio
@@ -15,6 +15,7 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
+from kefu.sqlite_event_log import MaskingSQLiteTrackerStore
 from kefu.tracker_store import MaskingInMemoryTrackerStore, MaskingRedisTrackerStore
 
 REDIS_URL = os.environ.get("KEFU_TEST_REDIS_HOST", "127.0.0.1")
@@ -48,12 +49,19 @@ def _redis_store(**kwargs):
     return store
 
 
-@pytest.fixture(params=["memory", "redis"])
-def make_store(request):
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def make_store(request, tmp_path):
     made = []
 
     def factory(**kwargs):
-        store = MaskingInMemoryTrackerStore(DOMAIN, **kwargs) if request.param == "memory" else _redis_store(**kwargs)
+        if request.param == "memory":
+            store = MaskingInMemoryTrackerStore(DOMAIN, **kwargs)
+        elif request.param == "sqlite":
+            # Every store of a test on the same file, each with its own
+            # connection, as several Rasa processes would be.
+            store = MaskingSQLiteTrackerStore(DOMAIN, db=str(tmp_path / "conversations.sqlite3"), **kwargs)
+        else:
+            store = _redis_store(**kwargs)
         made.append(store)
         return store
 
@@ -211,6 +219,50 @@ def test_the_live_tracker_cache_is_bounded(make_store):
         run(store.save(run(store.retrieve(sender))))
     assert list(store._live) == ["b", "c"]
     assert sorted(run(store.keys())) == ["a", "b", "c"]
+
+
+def sqlite_store(path):
+    return MaskingSQLiteTrackerStore(DOMAIN, db=str(path))
+
+
+def test_a_sqlite_conversation_survives_a_new_process(tmp_path):
+    first = sqlite_store(tmp_path / "c.sqlite3")
+    tracker = new_conversation(first, "ivan")
+    turn(tracker, "查订单", "2026000000000001")
+    run(first.save(tracker))
+    first.event_log.close()
+    restarted = sqlite_store(tmp_path / "c.sqlite3")
+    again = run(restarted.retrieve("ivan"))
+    assert again.get_slot("order_no") == "2026000000000001"
+    assert list(again.events) == list(tracker.events)[2:]
+
+
+def test_sqlite_appends_from_several_connections_lose_and_double_nothing(tmp_path):
+    """Four writers (as four processes: a connection each) append to the same
+    conversations at once: every event is stored once, in one order."""
+    import threading
+
+    from kefu.sqlite_event_log import SQLiteEventLog
+
+    path = tmp_path / "c.sqlite3"
+    logs = [SQLiteEventLog(path) for _ in range(4)]
+
+    def writer(index: int) -> None:
+        for n in range(50):
+            logs[index].append(f"shared-{n % 3}", [f'"{index}-{n}-a"', f'"{index}-{n}-b"'], None)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stored = [text for n in range(3) for text in logs[0].read(f"shared-{n}", current_session=False).texts]
+    assert sorted(stored) == sorted(f'"{i}-{n}-{part}"' for i in range(4) for n in range(50) for part in "ab")
+    for n in range(3):
+        texts = logs[0].read(f"shared-{n}", current_session=False).texts
+        # The two events of one append stay together.
+        assert all(texts[k][:-2] == texts[k + 1][:-2] for k in range(0, len(texts), 2))
+        assert logs[0].version(f"shared-{n}") == len(texts) // 2
 
 
 from kefu.testing import CARD, DISGUISED, sensitive_leaks  # noqa: E402 - the masking cases

@@ -1,0 +1,218 @@
+"""Faults on the production topology (`scripts/prod.sh`: nginx, two Rasa
+replicas, two action servers, PostgreSQL, an append-only Redis), each under
+a bounded load of simulated customers on loopback (kefu/loadtest.py).
+
+Skipped, with the reason printed, where nginx is not installed or the
+PostgreSQL server does not answer. Each test prints its row of the outcome
+table (turns attempted, answered, apologies, failed, lost, doubled) and
+appends it to var/test/production-faults.jsonl.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+
+import pytest
+from sqlalchemy import create_engine
+
+from kefu.loadtest import (Topology, conversations, create_postgres_database, drop_postgres_database,
+                           lost_and_doubled, run_load, running_topology, stored_turn_ids)
+from kefu.shop.demo import showcase
+from kefu.testing import ROOT
+
+pytestmark = [pytest.mark.production, pytest.mark.model]
+CUSTOMERS = int(os.environ.get("KEFU_FAULT_CUSTOMERS", "8"))
+SECONDS = float(os.environ.get("KEFU_FAULT_SECONDS", "30"))
+POSTGRES_ADMIN_URL = os.environ.get("KEFU_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+CASES = showcase()
+SCRIPTS = conversations(CASES["shipped"]["order_no"], CASES["shipped"]["phone_tail"],
+                        CASES["delivered_2d"]["order_no"], CASES["delivered_2d"]["phone_tail"])
+RESULTS = ROOT / "var" / "test" / "production-faults.jsonl"
+
+
+def _skip(reason: str):
+    print(f"\nSKIP production fault tests: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def topology(trained_model, tmp_path_factory):
+    if shutil.which("nginx") is None:
+        _skip("nginx is not installed (apt-get install -y nginx)")
+    if shutil.which("redis-server") is None:
+        _skip("redis-server is not installed (apt-get install -y redis-server)")
+    name = f"kefu_prodtest_{uuid.uuid4().hex[:8]}"
+    try:
+        database_url = create_postgres_database(POSTGRES_ADMIN_URL, name)
+    except Exception as exc:  # noqa: BLE001 - any failure means: skip, with the reason
+        _skip(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {str(exc).splitlines()[0]}")
+    workdir = tmp_path_factory.mktemp("prod")
+    try:
+        with running_topology(trained_model, database_url, workdir) as topology:
+            yield topology
+        left = [f.name for f in (workdir / "run").glob("*.pid")]
+        assert not left, f"prod.sh left processes behind: {left}"
+    finally:
+        drop_postgres_database(POSTGRES_ADMIN_URL, name)
+
+
+def load(topology: Topology, name: str, events=(), seconds: float = SECONDS) -> dict:
+    result = asyncio.run(run_load(topology.url, SCRIPTS, CUSTOMERS, seconds, events=list(events)))
+    stored = stored_turn_ids(topology.redis(), {t.sender for t in result.turns})
+    lost, doubled = lost_and_doubled(result, stored)
+    row = {"fault": name, **result.summary(), "lost": lost, "doubled": doubled, "customers": CUSTOMERS,
+           "seconds": seconds, "at": time.strftime("%Y-%m-%d %H:%M")}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with RESULTS.open("a", encoding="utf-8") as out:
+        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    print(f"\n{name}: " + ", ".join(f"{k} {v:.0f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()
+                                    if k not in {"fault", "at"}))
+    # What the failed and the doubled turns saw, for the log.
+    doubled_ids = {turn_id for turn_id, count in stored.items() if count > 1}
+    for turn in [t for t in result.turns if not t.answered or t.turn_id in doubled_ids][:6]:
+        print(f"  {'doubled' if turn.turn_id in doubled_ids else 'failed'} turn at {turn.started:.1f} s "
+              f"({turn.text!r}, {turn.attempts} attempts): {turn.errors}")
+    row["result"] = result
+    return row
+
+
+def tickets_twice(database_url: str) -> int:
+    """Requests filed twice by the simulated customers (the demo shop's own
+    tickets are left out: its history may hold two of a kind)."""
+    engine = create_engine(database_url, future=True)
+    with engine.connect() as conn:
+        twice = conn.exec_driver_sql(
+            "SELECT count(*) FROM (SELECT order_id, kind FROM aftersales_tickets "
+            "WHERE conversation_id LIKE 'load-%%' GROUP BY order_id, kind HAVING count(*) > 1) AS doubled").scalar()
+    engine.dispose()
+    return twice
+
+
+def test_a_killed_replica_loses_nothing(topology):
+    killed = {}
+
+    def kill() -> None:
+        killed["pid"] = topology.pid("rasa-1")
+        os.kill(killed["pid"], signal.SIGKILL)
+
+    row = load(topology, "Rasa replica SIGKILLed", events=[(SECONDS / 3, kill)])
+    result = row["result"]
+    assert row["lost"] == 0 and row["doubled"] == 0
+    # At most the requests in flight on the killed replica fail (and the
+    # customer's retry usually gets them answered on the other one).
+    assert row["failed"] <= CUSTOMERS
+    after = [t for t in result.turns if t.started > SECONDS / 3 + 2]
+    assert after and sum(t.answered for t in after) >= len(after) - CUSTOMERS
+    assert tickets_twice(topology.database_url) == 0
+    topology.healthy()
+    assert topology.pid("rasa-1") != killed["pid"]   # started again by prod.sh
+
+
+def test_frozen_action_servers_cost_an_apology_within_10_s(topology):
+    groups = [os.getpgid(topology.pid(f"actions-{n}")) for n in (1, 2)]
+
+    def freeze() -> None:
+        for group in groups:
+            os.killpg(group, signal.SIGSTOP)
+
+    def thaw() -> None:
+        for group in groups:
+            os.killpg(group, signal.SIGCONT)
+
+    try:
+        row = load(topology, "both action servers frozen for 12 s", events=[(5, freeze), (17, thaw)])
+    finally:
+        thaw()
+    result = row["result"]
+    assert row["failed"] == 0 and row["lost"] == 0 and row["doubled"] == 0
+    assert max(t.latency for t in result.turns) < 10, "a turn waited past 10 s"
+    assert any(t.apology for t in result.turns if 5 < t.started < 17)
+    # Back: turns that began well after the thaw are served.
+    late = [t for t in result.turns if t.started > 22]
+    assert late and not any(t.apology for t in late)
+
+
+def test_a_killed_action_server_is_skipped(topology):
+    def kill() -> None:
+        os.killpg(os.getpgid(topology.pid("actions-1")), signal.SIGKILL)
+
+    row = load(topology, "one action server SIGKILLed", events=[(5, kill)], seconds=20)
+    assert row["failed"] == 0 and row["lost"] == 0 and row["doubled"] == 0
+    assert max(t.latency for t in row["result"].turns) < 10
+    topology.healthy()
+
+
+def test_postgresql_restarted_apologies_then_service(topology):
+    version = sorted(os.listdir("/etc/postgresql"))[-1] if os.path.isdir("/etc/postgresql") else None
+    if version is None or shutil.which("pg_ctlcluster") is None:
+        pytest.skip("no local PostgreSQL cluster to restart (pg_ctlcluster)")
+
+    def restart() -> None:
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart", "-m", "fast"],
+                       check=False, capture_output=True, timeout=60)
+
+    try:
+        row = load(topology, "PostgreSQL restarted", events=[(SECONDS / 3, restart)])
+    finally:
+        # The machine's server is shared: whatever happened, it runs again.
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"],
+                       check=False, capture_output=True, timeout=60)
+    result = row["result"]
+    assert row["failed"] == 0 and row["lost"] == 0 and row["doubled"] == 0
+    assert max(t.latency for t in result.turns) < 10
+    late = [t for t in result.turns if t.started > SECONDS / 3 + 8]
+    assert late and not any(t.apology for t in late), "service did not resume without restarting Kefu"
+
+
+def test_redis_restarted_keeps_the_conversations(topology):
+    conf = topology.workdir / "redis.conf"
+
+    def restart() -> None:
+        # SHUTDOWN writes the append-only file; then a new server reads it.
+        subprocess.run(["redis-cli", "-p", str(topology.redis_port), "shutdown"], capture_output=True, timeout=30)
+        time.sleep(3)
+        subprocess.run(["redis-server", str(conf)], check=True, capture_output=True, timeout=30)
+
+    try:
+        row = load(topology, "Redis restarted (append-only)", events=[(SECONDS / 3, restart)])
+    finally:
+        if subprocess.run(["redis-cli", "-p", str(topology.redis_port), "ping"], capture_output=True).returncode:
+            subprocess.run(["redis-server", str(conf)], capture_output=True, timeout=30)
+    result = row["result"]
+    assert row["lost"] == 0 and row["doubled"] == 0
+    assert row["failed"] == 0, [t.errors for t in result.turns if not t.answered][:5]
+    assert max(t.latency for t in result.turns) < 10
+
+
+def test_a_slow_database_never_holds_a_turn_past_the_deadline(topology):
+    engine = create_engine(topology.database_url, future=True)
+    holder = {}
+
+    def lock() -> None:
+        conn = engine.connect()
+        transaction = conn.begin()
+        conn.exec_driver_sql("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+        holder["lock"] = conn, transaction
+
+    def unlock() -> None:
+        conn, transaction = holder.pop("lock", (None, None))
+        if conn is not None:
+            transaction.rollback()
+            conn.close()
+
+    try:
+        row = load(topology, "orders table locked for 12 s", events=[(5, lock), (17, unlock)])
+    finally:
+        unlock()
+        engine.dispose()
+    result = row["result"]
+    assert row["failed"] == 0 and row["lost"] == 0 and row["doubled"] == 0
+    assert max(t.latency for t in result.turns) < 10, "a turn waited past 10 s"
+    late = [t for t in result.turns if t.started > 22]
+    assert late and not any(t.apology for t in late)
