@@ -20,8 +20,15 @@ import time
 import uuid
 from pathlib import Path
 
-from kefu.loadtest import (conversations, create_postgres_database, drop_postgres_database, lost_and_doubled,
-                           run_load, running_topology, stored_turn_ids)
+from kefu.loadtest import (
+    conversations,
+    create_postgres_database,
+    drop_postgres_database,
+    lost_and_doubled,
+    run_load,
+    running_topology,
+    stored_turn_ids,
+)
 from kefu.shop.demo import showcase
 from kefu.testing import newest_model
 

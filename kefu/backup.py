@@ -17,8 +17,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from kefu.db.engine import database_url, describe_url
 from kefu.conversations_db import ROOT, conversations_path
+from kefu.db.engine import database_url, describe_url
 
 SHOP_FILE = "shop.sqlite3"
 CONVERSATIONS_FILE = "conversations.sqlite3"

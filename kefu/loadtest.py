@@ -17,10 +17,10 @@ import random
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import aiohttp
 
@@ -110,7 +110,7 @@ async def run_load(url: str, scripts: list[list[str]], customers: int, seconds: 
 
 async def _one_turn(session: aiohttp.ClientSession, url: str, turn: Turn) -> None:
     payload = {"sender": turn.sender, "message": turn.text, "metadata": {"message_id": turn.turn_id}}
-    for attempt in range(2):   # the chat page retries a failed request once
+    for _ in range(2):   # the chat page retries a failed request once
         turn.attempts += 1
         try:
             async with session.post(f"{url}/webhooks/rest/webhook", json=payload) as response:

@@ -49,7 +49,7 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from typing import Any, Dict, List, Optional, Text
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +59,10 @@ APOLOGY_RESPONSE = "utter_service_unavailable"
 # A client's id for one message, in the message metadata: retries carry the same.
 MESSAGE_ID_KEY = "message_id"
 # Turns whose action-server call already failed, with when (monotonic).
-_FAILED_TURNS: "OrderedDict[tuple, float]" = OrderedDict()
+_FAILED_TURNS: OrderedDict[tuple, float] = OrderedDict()
 _FAILED_TURNS_KEPT = 10_000
 _FAILED_TURN_SECONDS = 120.0
-ORIGINALS: Dict[Text, Any] = {}
+ORIGINALS: dict[str, Any] = {}
 
 
 def action_timeout(action_endpoint: Any) -> float:
@@ -78,7 +78,7 @@ def action_timeout(action_endpoint: Any) -> float:
     return seconds if seconds > 0 else DEFAULT_ACTION_TIMEOUT_SECONDS
 
 
-def _turn_key(tracker: Any) -> Optional[tuple]:
+def _turn_key(tracker: Any) -> tuple | None:
     """The conversation and its latest user message: one turn."""
     from rasa.shared.core.events import UserUttered
 
@@ -88,7 +88,7 @@ def _turn_key(tracker: Any) -> Optional[tuple]:
     return None
 
 
-def _remember_failed_turn(key: Optional[tuple]) -> None:
+def _remember_failed_turn(key: tuple | None) -> None:
     if key is None:
         return
     now = time.monotonic()
@@ -99,13 +99,13 @@ def _remember_failed_turn(key: Optional[tuple]) -> None:
         _FAILED_TURNS.popitem(last=False)
 
 
-def _slot_candidates(action_name: Text, tracker: Any) -> List[Text]:
+def _slot_candidates(action_name: str, tracker: Any) -> list[str]:
     """The slots a `validate_<form>` call was asked to check: Rasa puts them
     after an `ActionExecuted(<form>)` at the end of its temporary tracker."""
     from rasa.shared.core.events import ActionExecuted, SlotSet
 
     form_name = action_name[len("validate_"):]
-    candidates: List[Text] = []
+    candidates: list[str] = []
     for event in reversed(tracker.events):
         if isinstance(event, SlotSet):
             candidates.append(event.key)
@@ -132,7 +132,7 @@ def install() -> None:
     original_run = RemoteAction.run
     ORIGINALS["RemoteAction.run"] = original_run
 
-    async def run(self: RemoteAction, output_channel, nlg, tracker, domain) -> List[Any]:
+    async def run(self: RemoteAction, output_channel, nlg, tracker, domain) -> list[Any]:
         if self.name() == ACTION_SESSION_START_NAME:
             return await _session_start(self, original_run, output_channel, nlg, tracker, domain)
         turn = _turn_key(tracker)
@@ -154,7 +154,7 @@ def install() -> None:
             _remember_failed_turn(turn)
         else:
             logger.info("action server failed earlier in this turn: %s skipped", self.name())
-        events: List[Any] = []
+        events: list[Any] = []
         if not failed_before:
             events += await ActionBotResponse(APOLOGY_RESPONSE).run(output_channel, nlg, tracker, domain)
         # The turn ends here: without the failed action's events the policies
@@ -179,7 +179,7 @@ def _answer_failed_turns() -> None:
     original_handle_message = Agent.handle_message
     ORIGINALS["Agent.handle_message"] = original_handle_message
 
-    async def handle_message(self: Agent, message: Any) -> Optional[List[Dict[Text, Any]]]:
+    async def handle_message(self: Agent, message: Any) -> list[dict[str, Any]] | None:
         try:
             return await original_handle_message(self, message)
         except CancelledError:
@@ -205,13 +205,13 @@ def _answer_failed_turns() -> None:
     Agent.handle_message = handle_message
 
 
-def _apology_text(agent: Any) -> Optional[Text]:
+def _apology_text(agent: Any) -> str | None:
     domain = getattr(agent, "domain", None)
     variants = (getattr(domain, "responses", None) or {}).get(APOLOGY_RESPONSE) or []
     return variants[0].get("text") if variants else None
 
 
-async def _session_start(action: Any, original_run: Any, output_channel, nlg, tracker, domain) -> List[Any]:
+async def _session_start(action: Any, original_run: Any, output_channel, nlg, tracker, domain) -> list[Any]:
     """Our action_session_start, or Rasa's own when the action server fails:
     the session starts either way, and the turn itself apologises if it
     needs the action server."""
@@ -226,7 +226,7 @@ async def _session_start(action: Any, original_run: Any, output_channel, nlg, tr
         return await ActionSessionStart().run(output_channel, nlg, tracker, domain)
 
 
-def _apologised_in_this_turn(tracker: Any, apology: Optional[Text]) -> bool:
+def _apologised_in_this_turn(tracker: Any, apology: str | None) -> bool:
     from rasa.shared.core.events import BotUttered, UserUttered
 
     for event in reversed(tracker.events):
@@ -264,12 +264,12 @@ def _end_failed_turns() -> None:
     MessageProcessor._run_action = _run_action
 
 
-def replies_to(tracker: Any, message_id: Text) -> Optional[List[Any]]:
+def replies_to(tracker: Any, message_id: str) -> list[Any] | None:
     """The bot messages that answered the user message with this id in the
     tracker's events, or None when no such message is there."""
     from rasa.shared.core.events import BotUttered, UserUttered
 
-    replies: Optional[List[Any]] = None
+    replies: list[Any] | None = None
     for event in tracker.events:
         if isinstance(event, UserUttered):
             if replies is not None:

@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 from kefu.conversations_db import connect, conversations_path
 from kefu.tracker_store import DEFAULT_LIVE_TRACKERS, EventLog, EventLogTrackerStore, StoredLog
@@ -54,12 +55,12 @@ class SQLiteEventLog(EventLog):
                 raise
             self._db.execute("COMMIT")
 
-    def version(self, sender_id: str) -> Optional[int]:
+    def version(self, sender_id: str) -> int | None:
         with self._lock:
             row = self._db.execute("SELECT version FROM conversations WHERE sender_id = ?", (sender_id,)).fetchone()
         return row[0] if row else None
 
-    def read(self, sender_id: str, current_session: bool) -> Optional[StoredLog]:
+    def read(self, sender_id: str, current_session: bool) -> StoredLog | None:
         with self._transaction(write=False) as db:
             row = db.execute("SELECT version, session_start FROM conversations WHERE sender_id = ?",
                              (sender_id,)).fetchone()
@@ -72,7 +73,7 @@ class SQLiteEventLog(EventLog):
                 (sender_id, offset))]
         return StoredLog(version, offset, texts)
 
-    def append(self, sender_id: str, texts: list[str], session_start: Optional[int]) -> tuple[int, int]:
+    def append(self, sender_id: str, texts: list[str], session_start: int | None) -> tuple[int, int]:
         with self._transaction(write=True) as db:
             row = db.execute("SELECT version, session_start, length FROM conversations WHERE sender_id = ?",
                              (sender_id,)).fetchone()
@@ -108,7 +109,7 @@ class SQLiteEventLog(EventLog):
 class MaskingSQLiteTrackerStore(EventLogTrackerStore):
     """Conversations in a SQLite file (kept across restarts); the default."""
 
-    def __init__(self, domain, db: Optional[str] = None, synchronous: str = "NORMAL", event_broker=None,
+    def __init__(self, domain, db: str | None = None, synchronous: str = "NORMAL", event_broker=None,
                  live_trackers: int = DEFAULT_LIVE_TRACKERS, **kwargs: Any) -> None:
         super().__init__(domain, SQLiteEventLog(conversations_path(db), synchronous), event_broker,
                          live_trackers=live_trackers, **kwargs)

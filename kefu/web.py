@@ -113,7 +113,7 @@ class Hub:
             queue.put_nowait(item)
 
 
-async def stream(request: Request, hub: Hub, topic: str, *, first: list[dict] = (),
+async def stream(request: Request, hub: Hub, topic: str, *, first: tuple[dict, ...] | list[dict] = (),
                  every_ping: Callable[[], Awaitable[None]] | None = None) -> None:
     """Send `topic`'s items as server-sent events until the browser goes away."""
     queue = hub.subscribe(topic)
@@ -262,7 +262,7 @@ class Watcher:
                 names[conversation_id] = customer.name if customer else "顾客"
         return names
 
-    def queue_item(self, handoff, names: dict[int, str] | None = None) -> dict:
+    def queue_item(self, handoff, names: dict[str, str] | None = None) -> dict:
         tracker = self.trackers.get(handoff.conversation_id, {})
         lines = transcript(tracker)
         said = [line["text"] for line in lines if line["who"] == "customer"]
@@ -372,8 +372,8 @@ def register_chat_page(app: Sanic) -> None:
         return await response.file(WEB_ROOT / "index.html", mime_type="text/html; charset=utf-8")
 
     @app.get("/index.html")
-    async def index_html(request: Request) -> HTTPResponse:
-        return await index(request)
+    async def index_html(_: Request) -> HTTPResponse:
+        return await response.file(WEB_ROOT / "index.html", mime_type="text/html; charset=utf-8")
 
     @app.get("/config.js")
     async def config_js(_: Request) -> HTTPResponse:

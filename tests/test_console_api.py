@@ -116,7 +116,9 @@ def web(shop, rasa, tmp_path_factory):
 def login(origin: str, name: str, password: str = PASSWORD) -> tuple[requests.Session, str]:
     http = requests.Session()
     page = http.get(f"{origin}/console/login").text
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found, page[:500]
+    csrf = found.group(1)
     response = http.post(f"{origin}/console/login", data={"name": name, "password": password, "csrf": csrf},
                          allow_redirects=False)
     assert response.status_code == 302
@@ -154,7 +156,9 @@ def test_the_chat_page_is_still_served(web):
 def test_session_cookie_is_httponly_and_samesite(web):
     http = requests.Session()
     page = http.get(f"{web}/console/login").text
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found, page[:500]
+    csrf = found.group(1)
     response = http.post(f"{web}/console/login", data={"name": "alice", "password": PASSWORD, "csrf": csrf},
                          allow_redirects=False)
     cookie = response.headers["Set-Cookie"]
@@ -296,7 +300,9 @@ def test_repeated_wrong_passwords_lock_the_account(web, shop):
     for _ in range(5):
         http = requests.Session()
         page = http.get(f"{web}/console/login").text
-        csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+        found = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert found, page[:500]
+        csrf = found.group(1)
         http.post(f"{web}/console/login", data={"name": "carol", "password": "wrong-password", "csrf": csrf},
                   allow_redirects=False)
     _, csrf = login(web, "carol")  # the right password, but locked

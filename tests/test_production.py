@@ -21,8 +21,16 @@ import uuid
 import pytest
 from sqlalchemy import create_engine
 
-from kefu.loadtest import (Topology, conversations, create_postgres_database, drop_postgres_database,
-                           lost_and_doubled, run_load, running_topology, stored_turn_ids)
+from kefu.loadtest import (
+    Topology,
+    conversations,
+    create_postgres_database,
+    drop_postgres_database,
+    lost_and_doubled,
+    run_load,
+    running_topology,
+    stored_turn_ids,
+)
 from kefu.shop.demo import showcase
 from kefu.testing import ROOT
 
