@@ -1,5 +1,6 @@
 """What every action shares: the shop services, running them off the event
 loop within a deadline, and one polite answer to any failure."""
+
 from __future__ import annotations
 
 import asyncio
@@ -97,8 +98,14 @@ def failures_answered(run: Run) -> Run:
         except ShopUnavailable as exc:
             logger.error("%s: shop unavailable for conversation %s: %s", self.name(), tracker.sender_id, exc)
         except Exception as exc:  # noqa: BLE001 - the customer must get an answer whatever broke
-            logger.error("%s failed for conversation %s: %s: %s", self.name(), tracker.sender_id,
-                         type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "", exc_info=False)
+            logger.error(
+                "%s failed for conversation %s: %s: %s",
+                self.name(),
+                tracker.sender_id,
+                type(exc).__name__,
+                str(exc).splitlines()[0][:200] if str(exc) else "",
+                exc_info=False,
+            )
             logger.debug("traceback", exc_info=True)
         dispatcher.utter_message(response="utter_service_unavailable")
         return []

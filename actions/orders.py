@@ -11,6 +11,7 @@ Who may see what: a channel-proven identity (`customer_id`) opens the
 customer's orders; a right phone tail opens that one order
 (`verified_order`), nothing else of the account.
 """
+
 from __future__ import annotations
 
 import logging
@@ -90,19 +91,26 @@ def customer_id_of(tracker: Tracker, slots: dict[str, Any] | None = None) -> int
     return int(value) if value is not None else None
 
 
-async def open_order(tracker: Tracker, order_no: str | None = None,
-                     slots: dict[str, Any] | None = None) -> OrderView | None:
+async def open_order(
+    tracker: Tracker, order_no: str | None = None, slots: dict[str, Any] | None = None
+) -> OrderView | None:
     """The order of this request if this conversation may see it (logged-in
     owner, or verified here by its phone tail); None otherwise."""
     slots = slots or {}
     order_no = order_no or slots.get("order_no") or tracker.get_slot("order_no")
     verified = slots.get("verified_order", tracker.get_slot("verified_order"))
-    return await call(order_service().accessible_order, tracker.sender_id, order_no,
-                      customer_id=customer_id_of(tracker, slots), verified_order_no=verified)
+    return await call(
+        order_service().accessible_order,
+        tracker.sender_id,
+        order_no,
+        customer_id=customer_id_of(tracker, slots),
+        verified_order_no=verified,
+    )
 
 
-async def prepared_slots(tracker: Tracker, order: OrderView, request: OrderRequest,
-                         item_name: str | None = None, reason: str | None = None) -> dict[str, Any]:
+async def prepared_slots(
+    tracker: Tracker, order: OrderView, request: OrderRequest, item_name: str | None = None, reason: str | None = None
+) -> dict[str, Any]:
     prepared = await call(order_service().prepare, request, order, item_name, reason)
     slots: dict[str, Any] = {}
     if prepared.item is not None and request.needs_item:
@@ -164,8 +172,9 @@ class ValidateOrderForm(FormValidationAction):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         return await super().run(dispatcher, tracker, domain)
 
-    async def required_slots(self, domain_slots: list[str], dispatcher: CollectingDispatcher, tracker: Tracker,
-                             domain: DomainDict) -> list[str]:
+    async def required_slots(
+        self, domain_slots: list[str], dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[str]:
         if tracker.get_slot("lookup_locked"):
             return []
         slots = ["order_no", "phone_tail"]
@@ -173,8 +182,9 @@ class ValidateOrderForm(FormValidationAction):
             return slots
         return slots + current_request(tracker).form_slots()
 
-    async def validate_order_no(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
-                                domain: DomainDict) -> dict[str, Any]:
+    async def validate_order_no(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
         digits = re.search(r"(?<!\d)\d{16}(?!\d)", re.sub(r"[\s-]", "", str(value or "")))
         order_no = digits.group(0) if digits else ""
         if not order_no:
@@ -185,8 +195,10 @@ class ValidateOrderForm(FormValidationAction):
             slots: dict[str, Any] = {"order_no": order_no, "phone_tail": VERIFIED}
             slots.update(await prepared_slots(tracker, order, current_request(tracker)))
             return slots
-        exists = customer_id_of(tracker) is None and await call(order_service().find_order, tracker.sender_id,
-                                                                  order_no) is not None
+        exists = (
+            customer_id_of(tracker) is None
+            and await call(order_service().find_order, tracker.sender_id, order_no) is not None
+        )
         if exists:
             return {"order_no": order_no, "phone_tail": None}
         # Echoes only the number the customer typed, and says the same for an
@@ -194,8 +206,9 @@ class ValidateOrderForm(FormValidationAction):
         dispatcher.utter_message(response="utter_order_not_found", order_no=order_no)
         return {"order_no": None}
 
-    async def validate_phone_tail(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
-                                  domain: DomainDict) -> dict[str, Any]:
+    async def validate_phone_tail(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
         if value == VERIFIED and await open_order(tracker) is not None:
             return {"phone_tail": VERIFIED}
         order_no = tracker.get_slot("order_no")
@@ -209,27 +222,33 @@ class ValidateOrderForm(FormValidationAction):
         if verification is Verification.WRONG_TAIL:
             failures = int(tracker.get_slot("tail_failures") or 0) + 1
             if failures >= MAX_TAIL_ATTEMPTS:
-                logger.warning("conversation %s: order look-ups locked after %d wrong phone tails",
-                               tracker.sender_id, failures)
+                logger.warning(
+                    "conversation %s: order look-ups locked after %d wrong phone tails", tracker.sender_id, failures
+                )
                 return {"phone_tail": None, "tail_failures": float(failures), "lookup_locked": True}
             dispatcher.utter_message(response="utter_wrong_phone_tail", attempts_left=MAX_TAIL_ATTEMPTS - failures)
             return {"phone_tail": None, "tail_failures": float(failures)}
         slots: dict[str, Any] = {"phone_tail": str(value), "verified_order": order.order_no, "tail_failures": 0.0}
-        slots.update(await prepared_slots(tracker, order, current_request(tracker),
-                                          reason=tracker.get_slot("reason")))
+        slots.update(await prepared_slots(tracker, order, current_request(tracker), reason=tracker.get_slot("reason")))
         return slots
 
-    async def validate_item(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
-                            domain: DomainDict) -> dict[str, Any]:
+    async def validate_item(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
         order = await open_order(tracker)
         item = match_item(order, latest_entity(tracker, "product") or str(value or "")) if order else None
         if order is None or item is None:
             return {"item": None}
-        return {"item": item.product_name, **await prepared_slots(
-            tracker, order, current_request(tracker), item.product_name, tracker.get_slot("reason"))}
+        return {
+            "item": item.product_name,
+            **await prepared_slots(
+                tracker, order, current_request(tracker), item.product_name, tracker.get_slot("reason")
+            ),
+        }
 
-    async def validate_reason(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
-                              domain: DomainDict) -> dict[str, Any]:
+    async def validate_reason(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
         reason = canonical_reason(latest_entity(tracker, "reason") or value)
         if not reason:
             return {"reason": None}
@@ -241,8 +260,9 @@ class ValidateOrderForm(FormValidationAction):
                 slots["refusal"] = prepared["refusal"]
         return slots
 
-    async def validate_new_address(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
-                                   domain: DomainDict) -> dict[str, Any]:
+    async def validate_new_address(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
         address = " ".join(str(value or "").split())
         if len(address) < 6 or len(address) > 200:
             dispatcher.utter_message(response="utter_rule_address_invalid")
@@ -264,8 +284,10 @@ class ActionAskOrderNo(Action):
             dispatcher.utter_message(response="utter_ask_order_no")
             return []
         buttons = [
-            {"title": f"{o.order_no} {items_text(o)}（{ORDER_STATUS_ZH.get(o.status, o.status)}）",
-             "payload": f'/inform{{"order_no": "{o.order_no}"}}'}
+            {
+                "title": f"{o.order_no} {items_text(o)}（{ORDER_STATUS_ZH.get(o.status, o.status)}）",
+                "payload": f'/inform{{"order_no": "{o.order_no}"}}',
+            }
             for o in orders
         ]
         dispatcher.utter_message(response="utter_recent_orders", buttons=buttons)
@@ -280,8 +302,10 @@ class ActionAskItem(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         order = await open_order(tracker)
         buttons = [
-            {"title": item.product_name + (f"（{item.size}）" if item.size else ""),
-             "payload": f'/inform{{"item": "{item.product_name}"}}'}
+            {
+                "title": item.product_name + (f"（{item.size}）" if item.size else ""),
+                "payload": f'/inform{{"item": "{item.product_name}"}}',
+            }
             for item in (order.items if order else ())
         ]
         dispatcher.utter_message(response="utter_ask_item", buttons=buttons)
@@ -309,8 +333,11 @@ class ActionAskConfirm(Action):
             values["address"] = tracker.get_slot("new_address")
         else:
             response = "utter_confirm_aftersales"
-            values.update(kind=TICKET_KIND_ZH.get(request.value, request.value), product=tracker.get_slot("item") or "",
-                          reason=tracker.get_slot("reason") or "")
+            values.update(
+                kind=TICKET_KIND_ZH.get(request.value, request.value),
+                product=tracker.get_slot("item") or "",
+                reason=tracker.get_slot("reason") or "",
+            )
         dispatcher.utter_message(response=response, **values)
         return []
 
@@ -361,9 +388,13 @@ class ActionHandleOrderRequest(Action):
         latest = await call(order_service().shipment_events, tracker.sender_id, order, 1)
         dispatcher.utter_message(
             response=f"utter_status_{order.status}",
-            order_no=order.order_no, items=items_text(order), amount=yuan(order.total_cents),
-            shipped_at=china_time(order.shipped_at), delivered_at=china_time(order.delivered_at),
-            carrier=order.carrier or "", tracking_no=order.tracking_no or "",
+            order_no=order.order_no,
+            items=items_text(order),
+            amount=yuan(order.total_cents),
+            shipped_at=china_time(order.shipped_at),
+            delivered_at=china_time(order.delivered_at),
+            carrier=order.carrier or "",
+            tracking_no=order.tracking_no or "",
             latest_event=f"{china_time(latest[0].happened_at)} {latest[0].description}" if latest else "暂无",
             json_message=order_card(order),
         )
@@ -371,13 +402,21 @@ class ActionHandleOrderRequest(Action):
 
     async def _handle_track(self, dispatcher, tracker, order: OrderView, item) -> bool:
         if not order.tracking_no:
-            dispatcher.utter_message(response="utter_track_not_shipped", order_no=order.order_no,
-                                     status=ORDER_STATUS_ZH.get(order.status, order.status))
+            dispatcher.utter_message(
+                response="utter_track_not_shipped",
+                order_no=order.order_no,
+                status=ORDER_STATUS_ZH.get(order.status, order.status),
+            )
             return True
         events = await call(order_service().shipment_events, tracker.sender_id, order, 3)
         lines = "\n".join(f"{china_time(e.happened_at)} {e.location}：{e.description}" for e in events) or "暂无"
-        dispatcher.utter_message(response="utter_track_shipment", order_no=order.order_no, carrier=order.carrier,
-                                 tracking_no=order.tracking_no, events=lines)
+        dispatcher.utter_message(
+            response="utter_track_shipment",
+            order_no=order.order_no,
+            carrier=order.carrier,
+            tracking_no=order.tracking_no,
+            events=lines,
+        )
         return True
 
     async def _handle_cancel(self, dispatcher, tracker, order: OrderView, item) -> bool:
@@ -386,8 +425,12 @@ class ActionHandleOrderRequest(Action):
             refuse(dispatcher, outcome.decision.rule, outcome.order or order, item)
             return False
         if outcome.ticket is not None:
-            dispatcher.utter_message(response="utter_cancel_done_refund", order_no=order.order_no,
-                                     amount=yuan(order.total_cents), ticket_no=outcome.ticket.ticket_no)
+            dispatcher.utter_message(
+                response="utter_cancel_done_refund",
+                order_no=order.order_no,
+                amount=yuan(order.total_cents),
+                ticket_no=outcome.ticket.ticket_no,
+            )
         else:
             dispatcher.utter_message(response="utter_cancel_done", order_no=order.order_no)
         return True
@@ -398,14 +441,19 @@ class ActionHandleOrderRequest(Action):
             refuse(dispatcher, outcome.decision.rule, outcome.order or order, item)
             return False
         changed = outcome.order or order
-        dispatcher.utter_message(response="utter_address_changed", order_no=changed.order_no,
-                                 address=mask_address(changed.ship_address), name=mask_name(changed.ship_name),
-                                 phone=mask_phone(changed.ship_phone))
+        dispatcher.utter_message(
+            response="utter_address_changed",
+            order_no=changed.order_no,
+            address=mask_address(changed.ship_address),
+            name=mask_name(changed.ship_name),
+            phone=mask_phone(changed.ship_phone),
+        )
         return True
 
     async def _aftersales(self, dispatcher, tracker, order: OrderView, item, kind: str) -> bool:
-        outcome = await call(order_service().submit_aftersales, tracker.sender_id, kind, order, item,
-                             tracker.get_slot("reason"))
+        outcome = await call(
+            order_service().submit_aftersales, tracker.sender_id, kind, order, item, tracker.get_slot("reason")
+        )
         if not outcome.decision:
             refuse(dispatcher, outcome.decision.rule, outcome.order or order, item)
             return False
@@ -413,14 +461,23 @@ class ActionHandleOrderRequest(Action):
         if ticket is None:  # an allowed request always has its ticket
             raise RuntimeError(f"{kind} of order {order.order_no} allowed without a ticket")
         if kind == "refund" and outcome.order is not None and outcome.order.status == "refunding":
-            dispatcher.utter_message(response="utter_cancel_done_refund", order_no=order.order_no,
-                                     amount=yuan(order.total_cents), ticket_no=ticket.ticket_no)
+            dispatcher.utter_message(
+                response="utter_cancel_done_refund",
+                order_no=order.order_no,
+                amount=yuan(order.total_cents),
+                ticket_no=ticket.ticket_no,
+            )
         elif outcome.ticket_created:
-            dispatcher.utter_message(response="utter_ticket_created", kind=TICKET_KIND_ZH[kind],
-                                     ticket_no=ticket.ticket_no)
+            dispatcher.utter_message(
+                response="utter_ticket_created", kind=TICKET_KIND_ZH[kind], ticket_no=ticket.ticket_no
+            )
         else:
-            dispatcher.utter_message(response="utter_ticket_exists", kind=TICKET_KIND_ZH[ticket.kind],
-                                     ticket_no=ticket.ticket_no, status=TICKET_STATUS_ZH.get(ticket.status, ticket.status))
+            dispatcher.utter_message(
+                response="utter_ticket_exists",
+                kind=TICKET_KIND_ZH[ticket.kind],
+                ticket_no=ticket.ticket_no,
+                status=TICKET_STATUS_ZH.get(ticket.status, ticket.status),
+            )
         return True
 
     async def _handle_return(self, dispatcher, tracker, order, item) -> bool:
@@ -442,7 +499,8 @@ class ActionHandleOrderRequest(Action):
             return True
         lines = "\n".join(
             f"{t.ticket_no} {TICKET_KIND_ZH.get(t.kind, t.kind)}：{TICKET_STATUS_ZH.get(t.status, t.status)}"
-            f"（{china_time(t.created_at, '%m-%d %H:%M')}提交）" for t in tickets[:5]
+            f"（{china_time(t.created_at, '%m-%d %H:%M')}提交）"
+            for t in tickets[:5]
         )
         dispatcher.utter_message(response="utter_ticket_list", order_no=order.order_no, tickets=lines)
         return True
@@ -478,8 +536,11 @@ async def handoff(dispatcher: CollectingDispatcher, tracker: Tracker, reason: st
     console = services().console
     if not created:
         dispatcher.utter_message(response="utter_handoff_already", queue=ahead)
-    elif console is not None and await call(console.console_in_use) and not (
-            in_hours and await call(console.agents_available)):
+    elif (
+        console is not None
+        and await call(console.console_in_use)
+        and not (in_hours and await call(console.agents_available))
+    ):
         # Nobody can answer now: the customer leaves a message (留言). Rasa's
         # own pause keeps the bot from answering it; the console shows it as
         # a task until an agent takes it and hands the conversation back.
@@ -502,8 +563,10 @@ class ActionComplaint(Action):
     @failures_answered
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         order = await open_order(tracker)
-        outcome = await call(order_service().complaint, tracker.sender_id, customer_id_of(tracker), order,
-                             latest_text(tracker))
-        dispatcher.utter_message(response="utter_complaint_received",
-                                 ticket_no=outcome.ticket.ticket_no if outcome.ticket else "")
+        outcome = await call(
+            order_service().complaint, tracker.sender_id, customer_id_of(tracker), order, latest_text(tracker)
+        )
+        dispatcher.utter_message(
+            response="utter_complaint_received", ticket_no=outcome.ticket.ticket_no if outcome.ticket else ""
+        )
         return await handoff(dispatcher, tracker, "complaint")

@@ -1,4 +1,5 @@
 """Product questions, recommendations and promotions, from the catalogue."""
+
 from __future__ import annotations
 
 import logging
@@ -64,8 +65,11 @@ class ActionProductInfo(Action):
         suggestions = ""
         if similar:
             suggestions = "、".join(p.name for p in similar)
-        dispatcher.utter_message(response="utter_product_unknown", name=name[:30],
-                                 suggestions=f"您是不是想找：{suggestions}？" if suggestions else "")
+        dispatcher.utter_message(
+            response="utter_product_unknown",
+            name=name[:30],
+            suggestions=f"您是不是想找：{suggestions}？" if suggestions else "",
+        )
 
     @staticmethod
     def _stock_response(product: ProductView) -> tuple[str, dict[str, Any]]:
@@ -76,24 +80,41 @@ class ActionProductInfo(Action):
         return "utter_product_in_stock", {}
 
     def _price(self, dispatcher: CollectingDispatcher, product: ProductView) -> None:
-        dispatcher.utter_message(response="utter_product_price", name=product.name, price=yuan(product.price_cents),
-                                 stock_note="目前有货～" if product.in_stock else "不过目前暂时缺货。",
-                                 json_message=product_card(product))
+        dispatcher.utter_message(
+            response="utter_product_price",
+            name=product.name,
+            price=yuan(product.price_cents),
+            stock_note="目前有货～" if product.in_stock else "不过目前暂时缺货。",
+            json_message=product_card(product),
+        )
 
     def _stock(self, dispatcher: CollectingDispatcher, product: ProductView, tracker: Tracker) -> None:
         for variant, options in (("size", product.sizes), ("color", product.colors)):
             asked = latest_entity(tracker, variant)
             if asked and options:
-                matched = next((o for o in options if o.lower() == str(asked).lower().replace("码", "")
-                                or o.lower() == str(asked).lower()), None)
+                matched = next(
+                    (
+                        o
+                        for o in options
+                        if o.lower() == str(asked).lower().replace("码", "") or o.lower() == str(asked).lower()
+                    ),
+                    None,
+                )
                 if matched is None:
-                    dispatcher.utter_message(response="utter_product_variant_missing", name=product.name,
-                                             variant=asked, options="、".join(options))
+                    dispatcher.utter_message(
+                        response="utter_product_variant_missing",
+                        name=product.name,
+                        variant=asked,
+                        options="、".join(options),
+                    )
                     return
         response, values = self._stock_response(product)
         if product.stock <= 0:
-            restock = ("utter_product_restock_date", {"date": china_time(product.restock_at, "%m月%d日")}) \
-                if product.restock_at else ("utter_product_restock_unknown", {})
+            restock = (
+                ("utter_product_restock_date", {"date": china_time(product.restock_at, "%m月%d日")})
+                if product.restock_at
+                else ("utter_product_restock_unknown", {})
+            )
             dispatcher.utter_message(response=response, name=product.name, restock="")
             dispatcher.utter_message(response=restock[0], **restock[1])
             return
@@ -106,8 +127,9 @@ class ActionProductInfo(Action):
             options.append("颜色：" + "、".join(product.colors))
         if product.sizes:
             options.append("尺码：" + "、".join(product.sizes))
-        dispatcher.utter_message(response="utter_product_spec", name=product.name, specs=specs,
-                                 options="；".join(options))
+        dispatcher.utter_message(
+            response="utter_product_spec", name=product.name, specs=specs, options="；".join(options)
+        )
 
 
 class ActionRecommend(Action):
@@ -130,12 +152,23 @@ class ActionRecommend(Action):
             dispatcher.utter_message(response="utter_ask_recommend_category")
             return []
         budget_value = _number(budget)
-        products = await call(product_service().recommend, category=category, brand=brand,
-                              max_price_yuan=budget_value, limit=MAX_RECOMMENDATIONS)
-        scope = "".join(filter(None, [
-            f"{int(budget_value)}元以内" if budget_value else "", f"{brand}" if brand else "",
-            f"的{category}" if category and (brand or budget_value) else (category or "的商品"),
-        ]))
+        products = await call(
+            product_service().recommend,
+            category=category,
+            brand=brand,
+            max_price_yuan=budget_value,
+            limit=MAX_RECOMMENDATIONS,
+        )
+        scope = "".join(
+            filter(
+                None,
+                [
+                    f"{int(budget_value)}元以内" if budget_value else "",
+                    f"{brand}" if brand else "",
+                    f"的{category}" if category and (brand or budget_value) else (category or "的商品"),
+                ],
+            )
+        )
         if not products:
             dispatcher.utter_message(response="utter_recommend_none", scope=scope)
             return []
@@ -144,9 +177,14 @@ class ActionRecommend(Action):
             why = product.description.split("，")[1] if "，" in product.description else product.description
             if not product.in_stock:
                 why = f"{why}（暂时缺货）"
-            dispatcher.utter_message(response="utter_recommend_item", rank=rank, name=product.name,
-                                     price=yuan(product.price_cents), why=why.rstrip("。"),
-                                     json_message=product_card(product))
+            dispatcher.utter_message(
+                response="utter_recommend_item",
+                rank=rank,
+                name=product.name,
+                price=yuan(product.price_cents),
+                why=why.rstrip("。"),
+                json_message=product_card(product),
+            )
         return [SlotSet("resolved", True), SlotSet("product", products[0].name)]
 
 
@@ -170,7 +208,11 @@ class ActionPromotions(Action):
             return []
         dispatcher.utter_message(response="utter_promotions_intro")
         for promotion in promotions:
-            dispatcher.utter_message(response="utter_promotion_item", title=promotion.title,
-                                     description=promotion.description, ends=china_time(promotion.ends_at, "%m月%d日"),
-                                     code=f"优惠码 {promotion.code}" if promotion.code else "")
+            dispatcher.utter_message(
+                response="utter_promotion_item",
+                title=promotion.title,
+                description=promotion.description,
+                ends=china_time(promotion.ends_at, "%m月%d日"),
+                code=f"优惠码 {promotion.code}" if promotion.code else "",
+            )
         return [SlotSet("resolved", True)]

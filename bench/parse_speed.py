@@ -3,6 +3,7 @@ measured side by side in one run (alternating requests, same machine).
 
 Usage: python -m bench.parse_speed [--requests 300]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,15 +19,39 @@ from kefu.db.engine import make_engine
 from kefu.shop.demo import seed
 from kefu.testing import newest_model, running_servers
 
-OURS = ["小米14多少钱", "推荐一款三千以内的手机", "我的订单2026000000000001到哪了", "尾号8000",
-        "我要退货 尺码不合适", "运费多少", "有人冒充客服让我转账", "亲在吗", "airpods pro2续航多久", "五星"]
-BASELINE = ["hello", "I am feeling very sad today", "yes", "are you a bot?", "great, thanks",
-            "goodbye", "no", "I am happy", "hi there", "not really"]
+OURS = [
+    "小米14多少钱",
+    "推荐一款三千以内的手机",
+    "我的订单2026000000000001到哪了",
+    "尾号8000",
+    "我要退货 尺码不合适",
+    "运费多少",
+    "有人冒充客服让我转账",
+    "亲在吗",
+    "airpods pro2续航多久",
+    "五星",
+]
+BASELINE = [
+    "hello",
+    "I am feeling very sad today",
+    "yes",
+    "are you a bot?",
+    "great, thanks",
+    "goodbye",
+    "no",
+    "I am happy",
+    "hi there",
+    "not really",
+]
 
 
 def post(url: str, text: str) -> float:
-    request = urllib.request.Request(url + "/model/parse", data=json.dumps({"text": text}).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
+    request = urllib.request.Request(
+        url + "/model/parse",
+        data=json.dumps({"text": text}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
     started = time.perf_counter()
     with urllib.request.urlopen(request, timeout=30) as response:
         response.read()
@@ -47,9 +72,12 @@ def measure(ours_url: str, baseline_url: str, requests: int) -> dict:
         ours.append(post(ours_url, OURS[i % len(OURS)]))
         base.append(post(baseline_url, BASELINE[i % len(BASELINE)]))
     return {
-        "ours_p50_ms": statistics.median(ours), "ours_p95_ms": percentile(ours, 0.95),
-        "baseline_p50_ms": statistics.median(base), "baseline_p95_ms": percentile(base, 0.95),
-        "ratio_p50": statistics.median(ours) / statistics.median(base), "requests": requests,
+        "ours_p50_ms": statistics.median(ours),
+        "ours_p95_ms": percentile(ours, 0.95),
+        "baseline_p50_ms": statistics.median(base),
+        "baseline_p95_ms": percentile(base, 0.95),
+        "ratio_p50": statistics.median(ours) / statistics.median(base),
+        "requests": requests,
     }
 
 

@@ -7,6 +7,7 @@ Usage: python -m bench.profile [--seconds 30] [--py-spy PATH]
 py-spy is not a dependency of the project: `pip install py-spy` anywhere
 (it is one static binary) and pass its path if it is not on PATH.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -86,8 +87,9 @@ async def drive(url: str, seconds: float, long_turns: int) -> tuple[int, int]:
         while time.monotonic() < deadline:
             await conversation(session, url, f"profile-{random.random()}", OURS_TURNS)
             fresh += 1
-        await conversation(session, url, f"long-{random.random()}",
-                           [OURS_TURNS[i % len(OURS_TURNS)] for i in range(long_turns)])
+        await conversation(
+            session, url, f"long-{random.random()}", [OURS_TURNS[i % len(OURS_TURNS)] for i in range(long_turns)]
+        )
     return fresh, long_turns
 
 
@@ -106,16 +108,34 @@ def main() -> int:
     with running_servers(model, f"sqlite:///{database}") as servers:
         duration = str(int(args.seconds + 60))
         spies = [
-            subprocess.Popen([args.py_spy, "record", "--nonblocking", "-r", "200", "-d", duration, "-f", "raw",
-                              "-o", str(out / f"{name}.txt"), "-p", str(pid)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.Popen(
+                [
+                    args.py_spy,
+                    "record",
+                    "--nonblocking",
+                    "-r",
+                    "200",
+                    "-d",
+                    duration,
+                    "-f",
+                    "raw",
+                    "-o",
+                    str(out / f"{name}.txt"),
+                    "-p",
+                    str(pid),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             for name, pid in (("rasa", servers.rasa_pid), ("actions", servers.actions_pid))
         ]
         time.sleep(2)
         started = time.monotonic()
         fresh, long_turns = asyncio.run(drive(servers.rasa_url, args.seconds, args.long_turns))
-        print(f"drove {fresh} fresh 5-turn conversations and one of {long_turns} turns "
-              f"in {time.monotonic() - started:.0f} s; model {model.name}")
+        print(
+            f"drove {fresh} fresh 5-turn conversations and one of {long_turns} turns "
+            f"in {time.monotonic() - started:.0f} s; model {model.name}"
+        )
         for spy in spies:
             spy.send_signal(2)  # SIGINT: py-spy writes what it has
             spy.wait(60)

@@ -10,6 +10,7 @@ ratios against the targets (BENCHMARKS.md says where they come from).
 Usage: python -m bench [--quick] [--no-baseline] [--orders 1000000] [--skip-db]
 The baseline and the large databases are cached under var/bench/.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -84,14 +85,20 @@ async def load(url: str, turns: list[str], concurrency: int, conversations: int)
             # its conversation), as shoppers' browsers do: with several Sanic
             # workers the kernel hands each new connection to a worker.
             async with aiohttp.ClientSession(timeout=timeout) as session:
-                latencies.extend(await conversation(session, url, f"bench-{concurrency}-{index}-{random.random()}",
-                                                    turns))
+                latencies.extend(
+                    await conversation(session, url, f"bench-{concurrency}-{index}-{random.random()}", turns)
+                )
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
-    return {"p50": pct(latencies, 0.5), "p95": pct(latencies, 0.95), "p99": pct(latencies, 0.99),
-            "turns_per_s": len(latencies) / elapsed, "turns": len(latencies)}
+    return {
+        "p50": pct(latencies, 0.5),
+        "p95": pct(latencies, 0.95),
+        "p99": pct(latencies, 0.99),
+        "turns_per_s": len(latencies) / elapsed,
+        "turns": len(latencies),
+    }
 
 
 def earlier_sessions(count: int, sessions: int = 10) -> list[dict]:
@@ -101,16 +108,24 @@ def earlier_sessions(count: int, sessions: int = 10) -> list[dict]:
     per_session = max(count // sessions, 4)
     for session in range(sessions):
         at = started + session * 7200
-        block = [{"event": "action", "name": "action_session_start", "timestamp": at},
-                 {"event": "session_started", "timestamp": at},
-                 {"event": "action", "name": "action_listen", "timestamp": at}]
+        block = [
+            {"event": "action", "name": "action_session_start", "timestamp": at},
+            {"event": "session_started", "timestamp": at},
+            {"event": "action", "name": "action_listen", "timestamp": at},
+        ]
         while len(block) + 4 <= per_session:
             at += 10
-            block += [{"event": "user", "text": "你好", "timestamp": at,
-                       "parse_data": {"intent": {"name": "greet", "confidence": 1.0}, "entities": []}},
-                      {"event": "action", "name": "utter_greet", "timestamp": at + 0.1},
-                      {"event": "bot", "text": "您好", "timestamp": at + 0.2},
-                      {"event": "action", "name": "action_listen", "timestamp": at + 0.3}]
+            block += [
+                {
+                    "event": "user",
+                    "text": "你好",
+                    "timestamp": at,
+                    "parse_data": {"intent": {"name": "greet", "confidence": 1.0}, "entities": []},
+                },
+                {"event": "action", "name": "utter_greet", "timestamp": at + 0.1},
+                {"event": "bot", "text": "您好", "timestamp": at + 0.2},
+                {"event": "action", "name": "action_listen", "timestamp": at + 0.3},
+            ]
         events += block
     return events
 
@@ -130,17 +145,19 @@ async def growth(url: str, turns: list[str], length: int, prefill_events: int, a
         early, late, second_cycle = [], [], []
         cycle = len(turns)
         for _ in range(3):
-            series = await conversation(session, url, f"long-{random.random()}",
-                                        [turns[i % cycle] for i in range(length)])
+            series = await conversation(
+                session, url, f"long-{random.random()}", [turns[i % cycle] for i in range(length)]
+            )
             early += series[2:7]
-            second_cycle += series[cycle:2 * cycle]
+            second_cycle += series[cycle : 2 * cycle]
             late += series[-cycle:]
         # Three returning and three new customers: medians of 15 turns each.
         after, fresh = [], []
         for _ in range(3):
             returning = f"returning-{random.random()}"
-            async with session.put(f"{url}/conversations/{returning}/tracker/events{api}",
-                                   json=earlier_sessions(prefill_events)) as res:
+            async with session.put(
+                f"{url}/conversations/{returning}/tracker/events{api}", json=earlier_sessions(prefill_events)
+            ) as res:
                 await res.read()
                 if res.status != 200:
                     raise RuntimeError(f"prefill answered {res.status}")
@@ -180,8 +197,9 @@ def database_lookups(url: str, orders: int, samples: int) -> dict:
         reset_database(engine)
         seed(engine, orders=orders, progress=True)
     with engine.connect() as conn:
-        order_nos = [r[0] for r in
-                     conn.exec_driver_sql(f"SELECT order_no FROM orders ORDER BY id DESC LIMIT {samples}")]
+        order_nos = [
+            r[0] for r in conn.exec_driver_sql(f"SELECT order_no FROM orders ORDER BY id DESC LIMIT {samples}")
+        ]
         customers = [r[0] for r in conn.exec_driver_sql(f"SELECT id FROM customers ORDER BY id DESC LIMIT {samples}")]
     words = ["小米", "iPhone", "耳机", "AirPods", "羽绒服", "华为", "口红", "大米"]
     timings: dict[str, list[float]] = {"order_by_number": [], "orders_of_customer": [], "product_search": []}
@@ -220,16 +238,22 @@ def postgres_url(name: str) -> str | None:
 
 
 def report_line(result: dict, concurrency: list[int]) -> None:
-    print(f"\n[{result['name']}]  cold start {result['cold_start_s']:.1f} s; RSS and CPU time used: " +
-          ", ".join(f"{key} {rss:.0f} MB {result['cpu_s'][key]:.0f} s" for key, rss in result["rss_mb"].items()))
+    print(
+        f"\n[{result['name']}]  cold start {result['cold_start_s']:.1f} s; RSS and CPU time used: "
+        + ", ".join(f"{key} {rss:.0f} MB {result['cpu_s'][key]:.0f} s" for key, rss in result["rss_mb"].items())
+    )
     for c in concurrency:
         row = result[f"c{c}"]
-        print(f"  concurrency {c:>2}: p50 {row['p50']:.1f} ms  p95 {row['p95']:.1f}  p99 {row['p99']:.1f}  "
-              f"{row['turns_per_s']:.1f} turns/s ({row['turns']} turns)")
+        print(
+            f"  concurrency {c:>2}: p50 {row['p50']:.1f} ms  p95 {row['p95']:.1f}  p99 {row['p99']:.1f}  "
+            f"{row['turns_per_s']:.1f} turns/s ({row['turns']} turns)"
+        )
     g = result["growth"]
-    print(f"  long conversations: turns 3-7 {g['turn5_ms']:.1f} ms, turns 6-10 {g['second_cycle_ms']:.1f} ms, "
-          f"last 5 turns {g['turnN_ms']:.1f} ms; "
-          f"returning customer {g['returning_ms']:.1f} ms vs new {g['new_ms']:.1f} ms")
+    print(
+        f"  long conversations: turns 3-7 {g['turn5_ms']:.1f} ms, turns 6-10 {g['second_cycle_ms']:.1f} ms, "
+        f"last 5 turns {g['turnN_ms']:.1f} ms; "
+        f"returning customer {g['returning_ms']:.1f} ms vs new {g['new_ms']:.1f} ms"
+    )
     print(f"  /model/parse p50 {result['parse_p50_ms']:.1f} ms")
 
 
@@ -240,9 +264,12 @@ def main() -> int:
     parser.add_argument("--skip-db", action="store_true")
     parser.add_argument("--orders", type=int, default=1_000_000)
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--modes", default="sqlite,memory,redis",
-                        help="how ours runs: sqlite (the default endpoints.yml, 1 worker), memory (1 worker) "
-                             "and/or redis (Redis stores, 2 workers)")
+    parser.add_argument(
+        "--modes",
+        default="sqlite,memory,redis",
+        help="how ours runs: sqlite (the default endpoints.yml, 1 worker), memory (1 worker) "
+        "and/or redis (Redis stores, 2 workers)",
+    )
     args = parser.parse_args()
     args.concurrency = [1, 2] if args.quick else [1, 8, 32]
     args.conversations = 2 if args.quick else 80
@@ -258,8 +285,10 @@ def main() -> int:
     model = newest_model()
     if model is None:
         raise SystemExit("no model of ours: run `make train` first")
-    print(f"machine: {platform.node()} {os.cpu_count()} cores, {platform.processor() or platform.machine()}; "
-          f"{time.strftime('%Y-%m-%d %H:%M')}; model {model.name}")
+    print(
+        f"machine: {platform.node()} {os.cpu_count()} cores, {platform.processor() or platform.machine()}; "
+        f"{time.strftime('%Y-%m-%d %H:%M')}; model {model.name}"
+    )
     results = []
     for mode in args.modes:
         results.append(measure_ours(model, mode, args))
@@ -312,9 +341,11 @@ def report_targets(ours_r: dict, base_r: dict, args) -> None:
     print(f"\n[{ours_r['name']}] / baseline, and targets:")
     print(f"  per-turn p50 at concurrency 1: {ratio:.2f}x (target <= 1.0) {verdict(ratio <= 1.0)}")
     print(f"  throughput at concurrency {c8}: {throughput:.2f}x (target >= 1.5) {verdict(throughput >= 1.5)}")
-    print(f"  ours turn {args.long_turns} / turn 5: {growth_ratio:.2f}x (target <= 1.5) "
-          f"{verdict(growth_ratio <= 1.5)}; the same five messages, turns {args.long_turns - 4}-{args.long_turns} "
-          f"/ 6-10: {like_for_like:.2f}x {verdict(like_for_like <= 1.5)}")
+    print(
+        f"  ours turn {args.long_turns} / turn 5: {growth_ratio:.2f}x (target <= 1.5) "
+        f"{verdict(growth_ratio <= 1.5)}; the same five messages, turns {args.long_turns - 4}-{args.long_turns} "
+        f"/ 6-10: {like_for_like:.2f}x {verdict(like_for_like <= 1.5)}"
+    )
     print(f"  ours returning / new customer: {returning:.2f}x (target <= 1.2) {verdict(returning <= 1.2)}")
     print(f"  /model/parse p50: {ours_r['parse_p50_ms'] / base_r['parse_p50_ms']:.2f}x (target <= 2.0)")
     print(f"  largest Rasa process RSS {largest_rss:.0f} MB (target <= 1536) {verdict(largest_rss <= 1536)}")
@@ -350,13 +381,14 @@ MODES = {
 
 def measure_ours(model: Path, mode: str, args) -> dict:
     name, stores, env = MODES[mode]
-    prefix = f"bench{random.randrange(16 ** 8):08x}"
+    prefix = f"bench{random.randrange(16**8):08x}"
     database = Path(tempfile.mkdtemp()) / "shop.sqlite3"
     seed(make_engine(f"sqlite:///{database}"), orders=1000)
     started = time.monotonic()
     try:
-        with running_servers(model, f"sqlite:///{database}", extra_env=env,
-                             stores=stores.format(prefix=prefix) if stores else None) as ours:
+        with running_servers(
+            model, f"sqlite:///{database}", extra_env=env, stores=stores.format(prefix=prefix) if stores else None
+        ) as ours:
             asyncio.run(conversation_once(ours.rasa_url))
             cold_answer = time.monotonic() - started
             result = measure_side(name, ours.rasa_url, OURS_TURNS, OURS_PARSE, args)

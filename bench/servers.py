@@ -1,4 +1,5 @@
 """Starting the baseline bot's server for a benchmark."""
+
 from __future__ import annotations
 
 import subprocess
@@ -17,7 +18,10 @@ def running_baseline(model: Path, *, with_api: bool = True) -> Iterator[str]:
     process = subprocess.Popen(
         [RASA, "run", "--model", str(model), "--port", str(port), "--interface", "127.0.0.1"]
         + (["--enable-api"] if with_api else []),
-        cwd=BASELINE_DIR, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=BASELINE_DIR,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         wait_for(f"http://127.0.0.1:{port}/", process, log)

@@ -9,6 +9,7 @@ Usage:
   python -m bench.topology --soak 600 --concurrency 16      # the 10-minute soak
 Loopback only; the PostgreSQL database kefu_bench_topology_* is dropped afterwards.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,12 @@ from kefu.testing import newest_model
 
 POSTGRES_ADMIN_URL = os.environ.get("KEFU_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 CASES = showcase()
-SCRIPTS = conversations(CASES["shipped"]["order_no"], CASES["shipped"]["phone_tail"],
-                        CASES["delivered_2d"]["order_no"], CASES["delivered_2d"]["phone_tail"])
+SCRIPTS = conversations(
+    CASES["shipped"]["order_no"],
+    CASES["shipped"]["phone_tail"],
+    CASES["delivered_2d"]["order_no"],
+    CASES["delivered_2d"]["phone_tail"],
+)
 # A shopper types a message every 20 s or so at peak (reading, typing).
 SECONDS_BETWEEN_MESSAGES = 20.0
 
@@ -53,8 +58,11 @@ def rss_mb(pid: int) -> float:
 
 
 def servers(topology) -> dict[str, int]:
-    return {path.stem: int(path.read_text()) for path in sorted((topology.workdir / "run").glob("*.pid"))
-            if path.stem.startswith(("rasa", "actions"))}
+    return {
+        path.stem: int(path.read_text())
+        for path in sorted((topology.workdir / "run").glob("*.pid"))
+        if path.stem.startswith(("rasa", "actions"))
+    }
 
 
 def counters(topology) -> dict[str, float]:
@@ -65,35 +73,45 @@ def counters(topology) -> dict[str, float]:
     engine = create_engine(topology.database_url, future=True)
     with engine.connect() as conn:
         transactions = conn.exec_driver_sql(
-            "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()").scalar()
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()"
+        ).scalar()
     engine.dispose()
-    return {"cpu_rasa": sum(cpu_seconds(p) for n, p in pids.items() if n.startswith("rasa")),
-            "cpu_actions": sum(cpu_seconds(p) for n, p in pids.items() if n.startswith("actions")),
-            "redis": redis_commands, "pg": transactions}
+    return {
+        "cpu_rasa": sum(cpu_seconds(p) for n, p in pids.items() if n.startswith("rasa")),
+        "cpu_actions": sum(cpu_seconds(p) for n, p in pids.items() if n.startswith("actions")),
+        "redis": redis_commands,
+        "pg": transactions,
+    }
 
 
 def measure(topology, concurrency: int, seconds: float) -> dict:
-    asyncio.run(run_load(topology.url, SCRIPTS, min(concurrency, 4), 5))   # warm-up, untimed
+    asyncio.run(run_load(topology.url, SCRIPTS, min(concurrency, 4), 5))  # warm-up, untimed
     before = counters(topology)
     result = asyncio.run(run_load(topology.url, SCRIPTS, concurrency, seconds))
     after = counters(topology)
     summary = result.summary()
     answered = max(summary["answered"], 1)
     lost, doubled = lost_and_doubled(result, stored_turn_ids(topology.redis(), {t.sender for t in result.turns}))
-    return {**summary, "lost": lost, "doubled": doubled,
-            "cpu_rasa_ms": (after["cpu_rasa"] - before["cpu_rasa"]) / answered * 1000,
-            "cpu_actions_ms": (after["cpu_actions"] - before["cpu_actions"]) / answered * 1000,
-            "redis_per_turn": (after["redis"] - before["redis"]) / answered,
-            "pg_per_turn": (after["pg"] - before["pg"]) / answered}
+    return {
+        **summary,
+        "lost": lost,
+        "doubled": doubled,
+        "cpu_rasa_ms": (after["cpu_rasa"] - before["cpu_rasa"]) / answered * 1000,
+        "cpu_actions_ms": (after["cpu_actions"] - before["cpu_actions"]) / answered * 1000,
+        "redis_per_turn": (after["redis"] - before["redis"]) / answered,
+        "pg_per_turn": (after["pg"] - before["pg"]) / answered,
+    }
 
 
 def print_row(name: str, concurrency: int, row: dict) -> None:
-    print(f"  {name:<28} c={concurrency:<3} {row['turns_per_s']:6.1f} turns/s  p50 {row['p50_ms']:7.1f} ms  "
-          f"p99 {row['p99_ms']:7.1f} ms  answered {row['answered']}/{row['attempted']} "
-          f"(apologies {row['apologies']}, failed {row['failed']}, lost {row['lost']}, doubled {row['doubled']})  "
-          f"CPU/turn rasa {row['cpu_rasa_ms']:.1f} ms + actions {row['cpu_actions_ms']:.1f} ms; "
-          f"Redis {row['redis_per_turn']:.1f} commands, PostgreSQL {row['pg_per_turn']:.1f} transactions per turn",
-          flush=True)
+    print(
+        f"  {name:<28} c={concurrency:<3} {row['turns_per_s']:6.1f} turns/s  p50 {row['p50_ms']:7.1f} ms  "
+        f"p99 {row['p99_ms']:7.1f} ms  answered {row['answered']}/{row['attempted']} "
+        f"(apologies {row['apologies']}, failed {row['failed']}, lost {row['lost']}, doubled {row['doubled']})  "
+        f"CPU/turn rasa {row['cpu_rasa_ms']:.1f} ms + actions {row['cpu_actions_ms']:.1f} ms; "
+        f"Redis {row['redis_per_turn']:.1f} commands, PostgreSQL {row['pg_per_turn']:.1f} transactions per turn",
+        flush=True,
+    )
 
 
 def capacity(row: dict) -> None:
@@ -105,19 +123,23 @@ def capacity(row: dict) -> None:
     # A replica is one Sanic worker: one core at most; keep it at 60% busy
     # so that p99 stays near the measured one.
     replicas = turns_per_s * rasa_turn / 0.6
-    print(f"\ncapacity (from the two-replica run at the highest concurrency): {cpu_turn * 1000:.0f} ms CPU per turn "
-          f"({row['cpu_rasa_ms']:.0f} Rasa + {row['cpu_actions_ms']:.0f} actions), {row['redis_per_turn']:.0f} Redis "
-          f"commands and {row['pg_per_turn']:.0f} PostgreSQL transactions per turn.")
-    print(f"  {customers} concurrent customers, one message each {SECONDS_BETWEEN_MESSAGES:.0f} s: {turns_per_s:.0f} "
-          f"turns/s -> {cores:.1f} cores busy, about {max(1, round(replicas + 0.5))} Rasa replicas at 60% of a core "
-          f"each, {turns_per_s * row['redis_per_turn']:.0f} Redis commands/s, "
-          f"{turns_per_s * row['pg_per_turn']:.0f} PostgreSQL transactions/s")
+    print(
+        f"\ncapacity (from the two-replica run at the highest concurrency): {cpu_turn * 1000:.0f} ms CPU per turn "
+        f"({row['cpu_rasa_ms']:.0f} Rasa + {row['cpu_actions_ms']:.0f} actions), {row['redis_per_turn']:.0f} Redis "
+        f"commands and {row['pg_per_turn']:.0f} PostgreSQL transactions per turn."
+    )
+    print(
+        f"  {customers} concurrent customers, one message each {SECONDS_BETWEEN_MESSAGES:.0f} s: {turns_per_s:.0f} "
+        f"turns/s -> {cores:.1f} cores busy, about {max(1, round(replicas + 0.5))} Rasa replicas at 60% of a core "
+        f"each, {turns_per_s * row['redis_per_turn']:.0f} Redis commands/s, "
+        f"{turns_per_s * row['pg_per_turn']:.0f} PostgreSQL transactions/s"
+    )
 
 
 def soak(topology, concurrency: int, seconds: float) -> None:
     pids = servers(topology)
     print(f"soak: {concurrency} customers for {seconds:.0f} s", flush=True)
-    asyncio.run(run_load(topology.url, SCRIPTS, concurrency, 60))     # warm-up minute
+    asyncio.run(run_load(topology.url, SCRIPTS, concurrency, 60))  # warm-up minute
     warm = {name: rss_mb(pid) for name, pid in pids.items()}
     minutes = []
     totals = {"attempted": 0, "answered": 0, "failed": 0, "apologies": 0, "lost": 0, "doubled": 0}
@@ -130,8 +152,11 @@ def soak(topology, concurrency: int, seconds: float) -> None:
         totals["lost"] += lost
         totals["doubled"] += doubled
         minutes.append(summary["p99_ms"])
-        print(f"  minute {minute + 1:>2}: {summary['turns_per_s']:.1f} turns/s p50 {summary['p50_ms']:.0f} ms "
-              f"p99 {summary['p99_ms']:.0f} ms failed {summary['failed']} apologies {summary['apologies']}", flush=True)
+        print(
+            f"  minute {minute + 1:>2}: {summary['turns_per_s']:.1f} turns/s p50 {summary['p50_ms']:.0f} ms "
+            f"p99 {summary['p99_ms']:.0f} ms failed {summary['failed']} apologies {summary['apologies']}",
+            flush=True,
+        )
     end = {name: rss_mb(pid) for name, pid in pids.items() if Path(f"/proc/{pid}").exists()}
     print(f"  totals: {totals}")
     print("  RSS after the warm-up minute -> at the end (growth):")
@@ -139,8 +164,10 @@ def soak(topology, concurrency: int, seconds: float) -> None:
         after = end.get(name, float("nan"))
         print(f"    {name:<10} {before:7.0f} MB -> {after:7.0f} MB ({(after / before - 1) * 100:+.1f}%)")
     if minutes:
-        print(f"  p99 by minute: first {minutes[0]:.0f} ms, last {minutes[-1]:.0f} ms, "
-              f"max {max(minutes):.0f} ms, min {min(minutes):.0f} ms")
+        print(
+            f"  p99 by minute: first {minutes[0]:.0f} ms, last {minutes[-1]:.0f} ms, "
+            f"max {max(minutes):.0f} ms, min {min(minutes):.0f} ms"
+        )
 
 
 def main() -> int:
@@ -153,15 +180,23 @@ def main() -> int:
     model = newest_model()
     if model is None:
         raise SystemExit("no model: run `make train` first")
-    print(f"machine: {platform.node()} {os.cpu_count()} cores; {time.strftime('%Y-%m-%d %H:%M')}; "
-          f"model {model.name}; {args.seconds:.0f} s per row, through nginx", flush=True)
+    print(
+        f"machine: {platform.node()} {os.cpu_count()} cores; {time.strftime('%Y-%m-%d %H:%M')}; "
+        f"model {model.name}; {args.seconds:.0f} s per row, through nginx",
+        flush=True,
+    )
     last = None
-    for replicas in ([2] if args.soak else args.replicas):
+    for replicas in [2] if args.soak else args.replicas:
         name = f"kefu_bench_topology_{uuid.uuid4().hex[:8]}"
         database_url = create_postgres_database(POSTGRES_ADMIN_URL, name)
         try:
-            with running_topology(model, database_url, Path(tempfile.mkdtemp(prefix="kefu-topology-")),
-                                  replicas=replicas, action_servers=2) as topology:
+            with running_topology(
+                model,
+                database_url,
+                Path(tempfile.mkdtemp(prefix="kefu-topology-")),
+                replicas=replicas,
+                action_servers=2,
+            ) as topology:
                 if args.soak:
                     soak(topology, args.concurrency[0], args.soak)
                     continue

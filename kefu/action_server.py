@@ -15,6 +15,7 @@ that customer's orders. This launcher builds the same rasa_sdk app and
 
 Run: ``python -m kefu.action_server --actions actions --port 5055``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,8 +52,12 @@ def create_app(actions_package: str = "actions", secret: str | None = None):
     @app.middleware("request")
     async def require_secret(request):
         if not request_allowed(request.path, request.ip, request.headers.get(SECRET_HEADER), secret):
-            logger.warning("action server: refused %s %s from %s (missing or wrong secret)",
-                           request.method, request.path, request.ip)
+            logger.warning(
+                "action server: refused %s %s from %s (missing or wrong secret)",
+                request.method,
+                request.path,
+                request.ip,
+            )
             return response.json({"error": "forbidden"}, status=403)
         return None
 
@@ -81,8 +86,12 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"kefu.action_server: refusing to start: {problem}")
     app = create_app(args.actions, secret)
     plugin_manager().hook.attach_sanic_app_extensions(app=app)
-    logger.info("action server on http://%s:%s (shared secret %s)", args.host, args.port,
-                "required" if secret else "not set: loopback peers only")
+    logger.info(
+        "action server on http://%s:%s (shared secret %s)",
+        args.host,
+        args.port,
+        "required" if secret else "not set: loopback peers only",
+    )
     app.run(args.host, args.port, workers=utils.number_of_sanic_workers(), access_log=False)
 
 

@@ -10,6 +10,7 @@ first all the same: its live trackers in memory are of the old state).
 A PostgreSQL shop is not copied here: the README gives the pg_dump /
 pg_restore lines; the conversations (SQLite by default) still are.
 """
+
 from __future__ import annotations
 
 import sqlite3
@@ -48,8 +49,10 @@ def copy_sqlite(source: Path, target: Path) -> None:
 
 def _pairs(directory: Path) -> list[tuple[str, Path | None, Path]]:
     """(what, live file or None when not SQLite, file in the backup)."""
-    return [("shop database", shop_sqlite_path(), directory / SHOP_FILE),
-            ("conversations", conversations_path(_configured_conversations()), directory / CONVERSATIONS_FILE)]
+    return [
+        ("shop database", shop_sqlite_path(), directory / SHOP_FILE),
+        ("conversations", conversations_path(_configured_conversations()), directory / CONVERSATIONS_FILE),
+    ]
 
 
 def _configured_conversations() -> str | None:
@@ -85,8 +88,10 @@ def restore(directory: Path) -> list[str]:
         if not copy.exists():
             done.append(f"{what}: not in the backup ({copy.name} missing); left as it is")
         elif live is None:
-            done.append(f"{what}: the shop database is not SQLite ({describe_url(database_url())}); "
-                        f"use pg_restore (README); {copy.name} left unused")
+            done.append(
+                f"{what}: the shop database is not SQLite ({describe_url(database_url())}); "
+                f"use pg_restore (README); {copy.name} left unused"
+            )
         else:
             copy_sqlite(copy, live)
             done.append(f"{what}: {copy} -> {live}")

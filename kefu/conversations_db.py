@@ -1,6 +1,7 @@
 """Where the conversations file is, and how it is opened: shared by the
 SQLite tracker store (kefu.sqlite_event_log) and `kefu db backup`, without
 importing Rasa (a backup should not load TensorFlow)."""
+
 from __future__ import annotations
 
 import os
@@ -39,8 +40,9 @@ def conversations_path(configured: str | os.PathLike | None = None) -> Path:
 def connect(path: Path, synchronous: str = "NORMAL") -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     # isolation_level=None: transactions are begun explicitly below.
-    connection = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                 check_same_thread=False)
+    connection = sqlite3.connect(
+        str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+    )
     connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     connection.execute("PRAGMA journal_mode=WAL")
     if synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:

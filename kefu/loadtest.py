@@ -9,6 +9,7 @@ which Rasa stores with the user event (kefu.rasa_resilience answers a
 retry of a stored message from the store): afterwards each answered turn is looked for in the
 conversation store (lost: answered but not stored; doubled: stored twice).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -32,7 +33,7 @@ class Turn:
     sender: str
     turn_id: str
     text: str
-    started: float               # seconds since the load began
+    started: float  # seconds since the load began
     latency: float = float("nan")
     attempts: int = 0
     answered: bool = False
@@ -57,12 +58,17 @@ class LoadResult:
         def pct(q: float) -> float:
             return latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else float("nan")
 
-        return {"attempted": len(self.turns), "answered": len(answered),
-                "apologies": sum(t.apology for t in answered),
-                "failed": len(self.turns) - len(answered),
-                "retried": sum(t.attempts > 1 for t in self.turns),
-                "p50_ms": pct(0.5) * 1000, "p99_ms": pct(0.99) * 1000, "max_ms": pct(1.0) * 1000,
-                "turns_per_s": len(answered) / self.seconds if self.seconds else 0.0}
+        return {
+            "attempted": len(self.turns),
+            "answered": len(answered),
+            "apologies": sum(t.apology for t in answered),
+            "failed": len(self.turns) - len(answered),
+            "retried": sum(t.attempts > 1 for t in self.turns),
+            "p50_ms": pct(0.5) * 1000,
+            "p99_ms": pct(0.99) * 1000,
+            "max_ms": pct(1.0) * 1000,
+            "turns_per_s": len(answered) / self.seconds if self.seconds else 0.0,
+        }
 
 
 def conversations(order_no: str, phone_tail: str, returnable_order: str, returnable_tail: str) -> list[list[str]]:
@@ -72,9 +78,16 @@ def conversations(order_no: str, phone_tail: str, returnable_order: str, returna
     ]
 
 
-async def run_load(url: str, scripts: list[list[str]], customers: int, seconds: float, *,
-                   turn_timeout: float = 60.0, events: list[tuple[float, Callable[[], None]]] | None = None,
-                   think_seconds: float = 0.0) -> LoadResult:
+async def run_load(
+    url: str,
+    scripts: list[list[str]],
+    customers: int,
+    seconds: float,
+    *,
+    turn_timeout: float = 60.0,
+    events: list[tuple[float, Callable[[], None]]] | None = None,
+    think_seconds: float = 0.0,
+) -> LoadResult:
     """`customers` simulated customers for `seconds`; `events` are (at second,
     callable) run from a thread at those times (the faults)."""
     turns: list[Turn] = []
@@ -110,7 +123,7 @@ async def run_load(url: str, scripts: list[list[str]], customers: int, seconds: 
 
 async def _one_turn(session: aiohttp.ClientSession, url: str, turn: Turn) -> None:
     payload = {"sender": turn.sender, "message": turn.text, "metadata": {"message_id": turn.turn_id}}
-    for _ in range(2):   # the chat page retries a failed request once
+    for _ in range(2):  # the chat page retries a failed request once
         turn.attempts += 1
         try:
             async with session.post(f"{url}/webhooks/rest/webhook", json=payload) as response:
@@ -153,6 +166,7 @@ def lost_and_doubled(result: LoadResult, stored: dict[str, int]) -> tuple[int, i
 
 
 # -- the production topology, started by scripts/prod.sh -------------------
+
 
 @dataclass
 class Topology:
@@ -217,8 +231,15 @@ def drop_postgres_database(admin_url: str, name: str) -> None:
 
 
 @contextmanager
-def running_topology(model: Path, database_url: str, workdir: Path, *, replicas: int = 2,
-                     action_servers: int = 2, ready_seconds: float = 400):
+def running_topology(
+    model: Path,
+    database_url: str,
+    workdir: Path,
+    *,
+    replicas: int = 2,
+    action_servers: int = 2,
+    ready_seconds: float = 400,
+):
     """scripts/prod.sh on free ports, a project-owned Redis and `database_url`;
     stopped with SIGINT (Ctrl-C) at the end."""
     import os
@@ -226,18 +247,37 @@ def running_topology(model: Path, database_url: str, workdir: Path, *, replicas:
 
     from kefu.testing import ROOT, free_port
 
-    env = {**os.environ, "KEFU_PROD_DIR": str(workdir), "KEFU_PROD_PORT": str(free_port()),
-           "KEFU_PROD_RASA_PORTS": " ".join(str(free_port()) for _ in range(replicas)),
-           "KEFU_PROD_ACTION_PORTS": " ".join(str(free_port()) for _ in range(action_servers)),
-           "KEFU_PROD_ACTIONS_LB_PORT": str(free_port()), "KEFU_PROD_WEB_PORT": str(free_port()),
-           "KEFU_PROD_REDIS_PORT": str(free_port()), "DATABASE_URL": database_url, "KEFU_MODEL": str(model),
-           "KEFU_TOKEN_SECRET": os.environ.get("KEFU_TOKEN_SECRET", "topology-secret")}
+    env = {
+        **os.environ,
+        "KEFU_PROD_DIR": str(workdir),
+        "KEFU_PROD_PORT": str(free_port()),
+        "KEFU_PROD_RASA_PORTS": " ".join(str(free_port()) for _ in range(replicas)),
+        "KEFU_PROD_ACTION_PORTS": " ".join(str(free_port()) for _ in range(action_servers)),
+        "KEFU_PROD_ACTIONS_LB_PORT": str(free_port()),
+        "KEFU_PROD_WEB_PORT": str(free_port()),
+        "KEFU_PROD_REDIS_PORT": str(free_port()),
+        "DATABASE_URL": database_url,
+        "KEFU_MODEL": str(model),
+        "KEFU_TOKEN_SECRET": os.environ.get("KEFU_TOKEN_SECRET", "topology-secret"),
+    }
     log_path = workdir / "prod.log"
     with log_path.open("w") as log:
-        process = subprocess.Popen(["bash", str(ROOT / "scripts" / "prod.sh")], cwd=ROOT, env=env, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
-    topology = Topology(workdir, f"http://127.0.0.1:{env['KEFU_PROD_PORT']}", int(env["KEFU_PROD_REDIS_PORT"]),
-                        database_url, env, process)
+        process = subprocess.Popen(
+            ["bash", str(ROOT / "scripts" / "prod.sh")],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    topology = Topology(
+        workdir,
+        f"http://127.0.0.1:{env['KEFU_PROD_PORT']}",
+        int(env["KEFU_PROD_REDIS_PORT"]),
+        database_url,
+        env,
+        process,
+    )
     try:
         deadline = time.monotonic() + ready_seconds
         while not (workdir / "run" / "ready").exists():

@@ -42,6 +42,7 @@ where Rasa's channels log it and answer nothing (`Agent.handle_message`);
 on a collecting channel (REST) the answers of the failed turn, which was
 not stored, are replaced by the apology.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -72,8 +73,11 @@ def action_timeout(action_endpoint: Any) -> float:
     try:
         seconds = float(configured) if configured is not None else DEFAULT_ACTION_TIMEOUT_SECONDS
     except (TypeError, ValueError):
-        logger.warning("kefu_action_timeout / KEFU_ACTION_TIMEOUT %r is not a number; using %s s",
-                       configured, DEFAULT_ACTION_TIMEOUT_SECONDS)
+        logger.warning(
+            "kefu_action_timeout / KEFU_ACTION_TIMEOUT %r is not a number; using %s s",
+            configured,
+            DEFAULT_ACTION_TIMEOUT_SECONDS,
+        )
         return DEFAULT_ACTION_TIMEOUT_SECONDS
     return seconds if seconds > 0 else DEFAULT_ACTION_TIMEOUT_SECONDS
 
@@ -94,8 +98,9 @@ def _remember_failed_turn(key: tuple | None) -> None:
     now = time.monotonic()
     _FAILED_TURNS[key] = now
     _FAILED_TURNS.move_to_end(key)
-    while _FAILED_TURNS and (len(_FAILED_TURNS) > _FAILED_TURNS_KEPT
-                             or next(iter(_FAILED_TURNS.values())) < now - _FAILED_TURN_SECONDS):
+    while _FAILED_TURNS and (
+        len(_FAILED_TURNS) > _FAILED_TURNS_KEPT or next(iter(_FAILED_TURNS.values())) < now - _FAILED_TURN_SECONDS
+    ):
         _FAILED_TURNS.popitem(last=False)
 
 
@@ -104,7 +109,7 @@ def _slot_candidates(action_name: str, tracker: Any) -> list[str]:
     after an `ActionExecuted(<form>)` at the end of its temporary tracker."""
     from rasa.shared.core.events import ActionExecuted, SlotSet
 
-    form_name = action_name[len("validate_"):]
+    form_name = action_name[len("validate_") :]
     candidates: list[str] = []
     for event in reversed(tracker.events):
         if isinstance(event, SlotSet):
@@ -122,8 +127,11 @@ def install() -> None:
     if "RemoteAction.run" in ORIGINALS:
         return
     if rasa.__version__ != SUPPORTED_RASA_VERSION:
-        logger.warning("kefu.rasa_resilience is written for Rasa %s, not %s: action-server deadlines not installed",
-                       SUPPORTED_RASA_VERSION, rasa.__version__)
+        logger.warning(
+            "kefu.rasa_resilience is written for Rasa %s, not %s: action-server deadlines not installed",
+            SUPPORTED_RASA_VERSION,
+            rasa.__version__,
+        )
         return
     from rasa.core.actions.action import ActionBotResponse, ActionExecutionRejection, RemoteAction
     from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
@@ -145,12 +153,22 @@ def install() -> None:
             except ActionExecutionRejection:
                 raise
             except asyncio.TimeoutError:
-                logger.error("action server: %s did not answer within %.1f s (%s); the customer gets %s",
-                             self.name(), deadline, getattr(self.action_endpoint, "url", None), APOLOGY_RESPONSE)
+                logger.error(
+                    "action server: %s did not answer within %.1f s (%s); the customer gets %s",
+                    self.name(),
+                    deadline,
+                    getattr(self.action_endpoint, "url", None),
+                    APOLOGY_RESPONSE,
+                )
             except Exception as exc:  # noqa: BLE001 - every failure is answered, and logged once here
-                logger.error("action server: %s failed after %.1f s: %s: %s; the customer gets %s", self.name(),
-                             time.monotonic() - started, type(exc).__name__, str(exc).splitlines()[0] if str(exc)
-                             else "", APOLOGY_RESPONSE)
+                logger.error(
+                    "action server: %s failed after %.1f s: %s: %s; the customer gets %s",
+                    self.name(),
+                    time.monotonic() - started,
+                    type(exc).__name__,
+                    str(exc).splitlines()[0] if str(exc) else "",
+                    APOLOGY_RESPONSE,
+                )
             _remember_failed_turn(turn)
         else:
             logger.info("action server failed earlier in this turn: %s skipped", self.name())
@@ -185,8 +203,13 @@ def _answer_failed_turns() -> None:
         except CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - answered here, and logged once
-            logger.error("turn of %r failed: %s: %s; the customer gets %s", message.sender_id,
-                         type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "", APOLOGY_RESPONSE)
+            logger.error(
+                "turn of %r failed: %s: %s; the customer gets %s",
+                message.sender_id,
+                type(exc).__name__,
+                str(exc).splitlines()[0] if str(exc) else "",
+                APOLOGY_RESPONSE,
+            )
             channel = message.output_channel
             collected = getattr(channel, "messages", None)
             if isinstance(collected, list):
@@ -221,8 +244,9 @@ async def _session_start(action: Any, original_run: Any, output_channel, nlg, tr
     try:
         return await asyncio.wait_for(original_run(action, output_channel, nlg, tracker, domain), deadline)
     except Exception as exc:  # noqa: BLE001 - Rasa's session start instead, logged once here
-        logger.error("action server: action_session_start failed (%s); Rasa's own session start instead",
-                     type(exc).__name__)
+        logger.error(
+            "action server: action_session_start failed (%s); Rasa's own session start instead", type(exc).__name__
+        )
         return await ActionSessionStart().run(output_channel, nlg, tracker, domain)
 
 
@@ -232,8 +256,13 @@ def _apologised_in_this_turn(tracker: Any, apology: str | None) -> bool:
     for event in reversed(tracker.events):
         if isinstance(event, UserUttered):
             return False
-        if isinstance(event, BotUttered) and (event.metadata or {}).get("utter_action") == APOLOGY_RESPONSE \
-                or isinstance(event, BotUttered) and apology and event.text == apology:
+        if (
+            isinstance(event, BotUttered)
+            and (event.metadata or {}).get("utter_action") == APOLOGY_RESPONSE
+            or isinstance(event, BotUttered)
+            and apology
+            and event.text == apology
+        ):
             return True
     return False
 
@@ -296,8 +325,12 @@ def _answer_retries_from_the_store() -> None:
             tracker = await self.tracker_store.retrieve(message.sender_id)
             replies = replies_to(tracker, message_id) if tracker is not None else None
             if replies is not None:
-                logger.info("message %s of %r was handled already: its %d replies sent again", message_id,
-                            message.sender_id, len(replies))
+                logger.info(
+                    "message %s of %r was handled already: its %d replies sent again",
+                    message_id,
+                    message.sender_id,
+                    len(replies),
+                )
                 for reply in replies:
                     await message.output_channel.send_response(message.sender_id, reply.message())
                 return None

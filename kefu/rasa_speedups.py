@@ -77,6 +77,7 @@ else installs them (importing kefu.tracker_store changes nothing in Rasa).
 * every replaced attribute is kept in `ORIGINALS`, and `uninstall()` puts
   them all back (tests use it to compare with Rasa's own code).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -122,8 +123,12 @@ def install() -> bool:
     import rasa
 
     if rasa.__version__ != RASA_VERSION:
-        logger.warning("kefu.rasa_speedups was written for Rasa %s, found Rasa %s: running stock Rasa "
-                       "(slower turns, same answers)", RASA_VERSION, rasa.__version__)
+        logger.warning(
+            "kefu.rasa_speedups was written for Rasa %s, found Rasa %s: running stock Rasa "
+            "(slower turns, same answers)",
+            RASA_VERSION,
+            rasa.__version__,
+        )
         return False
     try:
         for replace in _REPLACEMENTS:
@@ -259,9 +264,16 @@ def _copy_states(states: Sequence[State]) -> list[State]:
     return copies
 
 
-def _state_at(domain: Domain, tracker: DialogueStateTracker, hide_rule_turn: bool, previous: State | None,
-              loop: LoopVariables, omit_unset_slots: bool, ignore_rule_only_turns: bool,
-              rule_only_data: dict[str, Any] | None) -> tuple[State | None, LoopVariables]:
+def _state_at(
+    domain: Domain,
+    tracker: DialogueStateTracker,
+    hide_rule_turn: bool,
+    previous: State | None,
+    loop: LoopVariables,
+    omit_unset_slots: bool,
+    ignore_rule_only_turns: bool,
+    rule_only_data: dict[str, Any] | None,
+) -> tuple[State | None, LoopVariables]:
     """The body of Rasa's loop in `Domain.states_for_tracker_history` for one
     turn: returns (state or None when hidden, new loop variables)."""
     from rasa.shared.core.constants import PREVIOUS_ACTION
@@ -284,8 +296,13 @@ def _state_at(domain: Domain, tracker: DialogueStateTracker, hide_rule_turn: boo
     return domain._clean_state(state), (last_ml_action_sub_state, turn_was_hidden)
 
 
-def _kept_states(domain: Domain, tracker: DialogueStateTracker, omit_unset_slots: bool,
-                 ignore_rule_only_turns: bool, rule_only_data: dict[str, Any] | None) -> list[State]:
+def _kept_states(
+    domain: Domain,
+    tracker: DialogueStateTracker,
+    omit_unset_slots: bool,
+    ignore_rule_only_turns: bool,
+    rule_only_data: dict[str, Any] | None,
+) -> list[State]:
     """The states of a live tracker, kept with it: not to be changed."""
     from rasa.shared.core.events import ActionExecuted
 
@@ -314,15 +331,24 @@ def _kept_states(domain: Domain, tracker: DialogueStateTracker, omit_unset_slots
     for position in range(kept, len(applied)):
         event = applied[position]
         if isinstance(event, ActionExecuted):
-            state, loop = _state_at(domain, replay, event.hide_rule_turn, previous, loop,
-                                    omit_unset_slots, ignore_rule_only_turns, rule_only_data)
+            state, loop = _state_at(
+                domain,
+                replay,
+                event.hide_rule_turn,
+                previous,
+                loop,
+                omit_unset_slots,
+                ignore_rule_only_turns,
+                rule_only_data,
+            )
             cache.turns.append((position, state, loop))
             if state is not None:
                 previous = state
         replay.update(event)
     cache.events = applied  # a list of our own: applied_events() returns a new one
-    final, _ = _state_at(domain, replay, False, previous, loop,
-                         omit_unset_slots, ignore_rule_only_turns, rule_only_data)
+    final, _ = _state_at(
+        domain, replay, False, previous, loop, omit_unset_slots, ignore_rule_only_turns, rule_only_data
+    )
     states = [turn[1] for turn in cache.turns if turn[1] is not None]
     if final is not None:
         states.append(final)
@@ -334,9 +360,13 @@ def _cache_dialogue_states() -> None:
 
     original = Domain.states_for_tracker_history
 
-    def states_for_tracker_history(self: Domain, tracker: DialogueStateTracker, omit_unset_slots: bool = False,
-                                   ignore_rule_only_turns: bool = False,
-                                   rule_only_data: dict[str, Any] | None = None) -> list[State]:
+    def states_for_tracker_history(
+        self: Domain,
+        tracker: DialogueStateTracker,
+        omit_unset_slots: bool = False,
+        ignore_rule_only_turns: bool = False,
+        rule_only_data: dict[str, Any] | None = None,
+    ) -> list[State]:
         if not is_live(tracker):
             return original(self, tracker, omit_unset_slots, ignore_rule_only_turns, rule_only_data)
         return _copy_states(_kept_states(self, tracker, omit_unset_slots, ignore_rule_only_turns, rule_only_data))
@@ -358,8 +388,9 @@ def _cache_applied_events() -> None:
 
     original = DialogueStateTracker.applied_events
 
-    def apply(tracker: DialogueStateTracker, events: Iterable[Event], applied: list[Event],
-              loop_names: set[str]) -> list[Event]:
+    def apply(
+        tracker: DialogueStateTracker, events: Iterable[Event], applied: list[Event], loop_names: set[str]
+    ) -> list[Event]:
         """Rasa's loop in `applied_events`, continued from `applied`."""
         for event in events:
             if isinstance(event, (Restarted, SessionStarted)):
@@ -369,8 +400,11 @@ def _cache_applied_events() -> None:
             elif isinstance(event, UserUtteranceReverted):
                 tracker._undo_till_previous(UserUttered, applied)
                 tracker._undo_till_previous(ActionExecuted, applied)
-            elif (isinstance(event, ActionExecuted) and event.action_name in loop_names
-                  and not tracker._first_loop_execution_or_unhappy_path(event.action_name, applied)):
+            elif (
+                isinstance(event, ActionExecuted)
+                and event.action_name in loop_names
+                and not tracker._first_loop_execution_or_unhappy_path(event.action_name, applied)
+            ):
                 tracker._undo_till_previous_loop_execution(event.action_name, applied)
             else:
                 applied.append(event)
@@ -432,8 +466,12 @@ def _send_recent_events_to_actions() -> None:
         # Rasa's own method, with the events cut to the recent turns.
         tracker_state = tracker.current_state(EventVerbosity.NONE)
         tracker_state["events"] = [event.as_dict() for event in recent_events(tracker.events, int(turns))]
-        result = {"next_action": self._name, "sender_id": tracker.sender_id, "tracker": tracker_state,
-                  "version": rasa.__version__}
+        result = {
+            "next_action": self._name,
+            "sender_id": tracker.sender_id,
+            "tracker": tracker_state,
+            "version": rasa.__version__,
+        }
         if not self._is_selective_domain_enabled() or domain.does_custom_action_explicitly_need_domain(self.name()):
             result["domain"] = domain.as_dict()
         return result
@@ -488,15 +526,19 @@ def _rules_read_recent_states() -> None:
             policy._kefu_longest_rule = length
         return length
 
-    def _prediction_states(self: RulePolicy, tracker: DialogueStateTracker, domain: Domain,
-                           use_text_for_last_user_input: bool = False,
-                           rule_only_data: dict[str, Any] | None = None) -> list[State]:
+    def _prediction_states(
+        self: RulePolicy,
+        tracker: DialogueStateTracker,
+        domain: Domain,
+        use_text_for_last_user_input: bool = False,
+        rule_only_data: dict[str, Any] | None = None,
+    ) -> list[State]:
         if not is_live(tracker) or self.supported_data() == SupportedData.ML_DATA:
             return original(self, tracker, domain, use_text_for_last_user_input, rule_only_data)
         # What Policy._prediction_states asks of the featurizer for rule data,
         # with the states cut to what the rules can look at.
         states = _kept_states(domain, tracker, False, False, rule_only_data)
-        recent = _copy_states(states[-max(longest_rule(self), 1):])
+        recent = _copy_states(states[-max(longest_rule(self), 1) :])
         self.featurizer._choose_last_user_input([recent], use_text_for_last_user_input)
         return recent
 
@@ -508,13 +550,25 @@ def _slice_before_copying() -> None:
 
     original = MaxHistoryTrackerFeaturizer.prediction_states
 
-    def prediction_states(self: MaxHistoryTrackerFeaturizer, trackers: list[DialogueStateTracker], domain: Domain,
-                          use_text_for_last_user_input: bool = False, ignore_rule_only_turns: bool = False,
-                          rule_only_data: dict[str, Any] | None = None,
-                          ignore_action_unlikely_intent: bool = False) -> list[list[State]]:
+    def prediction_states(
+        self: MaxHistoryTrackerFeaturizer,
+        trackers: list[DialogueStateTracker],
+        domain: Domain,
+        use_text_for_last_user_input: bool = False,
+        ignore_rule_only_turns: bool = False,
+        rule_only_data: dict[str, Any] | None = None,
+        ignore_action_unlikely_intent: bool = False,
+    ) -> list[list[State]]:
         if not self.max_history or not all(is_live(t) for t in trackers):
-            return original(self, trackers, domain, use_text_for_last_user_input, ignore_rule_only_turns,
-                            rule_only_data, ignore_action_unlikely_intent)
+            return original(
+                self,
+                trackers,
+                domain,
+                use_text_for_last_user_input,
+                ignore_rule_only_turns,
+                rule_only_data,
+                ignore_action_unlikely_intent,
+            )
         # Rasa's method, slicing the kept states before copying them.
         trackers_as_states = []
         for tracker in trackers:
@@ -534,13 +588,21 @@ def _build_models_eagerly() -> None:
     from rasa.utils.tensorflow.data_generator import RasaBatchDataGenerator
     from rasa.utils.tensorflow.models import RasaModel
 
-    def load(cls: type[RasaModel], model_file_name: str, model_data_example: Any, predict_data_example: Any = None,
-             finetune_mode: bool = False, *args: Any, **kwargs: Any) -> RasaModel:
+    def load(
+        cls: type[RasaModel],
+        model_file_name: str,
+        model_data_example: Any,
+        predict_data_example: Any = None,
+        finetune_mode: bool = False,
+        *args: Any,
+        **kwargs: Any,
+    ) -> RasaModel:
         # Rasa's RasaModel.load, with one eager training step instead of `fit`.
         model = cls(*args, **kwargs)
         config = kwargs.get("config", {})
-        model.compile(optimizer=tf.keras.optimizers.Adam(config.get(LEARNING_RATE, 0.001)),
-                      run_eagerly=config.get(RUN_EAGERLY))
+        model.compile(
+            optimizer=tf.keras.optimizers.Adam(config.get(LEARNING_RATE, 0.001)), run_eagerly=config.get(RUN_EAGERLY)
+        )
         batch, _ = RasaBatchDataGenerator(model_data_example, batch_size=1)[0]
         model.train_step(batch)
         model.load_weights(model_file_name)

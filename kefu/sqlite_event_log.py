@@ -23,6 +23,7 @@ Configure (the default endpoints.yml)::
       type: kefu.sqlite_event_log.MaskingSQLiteTrackerStore
       # db: var/conversations.sqlite3   (KEFU_CONVERSATIONS_DB overrides)
 """
+
 from __future__ import annotations
 
 import sqlite3
@@ -62,27 +63,36 @@ class SQLiteEventLog(EventLog):
 
     def read(self, sender_id: str, current_session: bool) -> StoredLog | None:
         with self._transaction(write=False) as db:
-            row = db.execute("SELECT version, session_start FROM conversations WHERE sender_id = ?",
-                             (sender_id,)).fetchone()
+            row = db.execute(
+                "SELECT version, session_start FROM conversations WHERE sender_id = ?", (sender_id,)
+            ).fetchone()
             if row is None:
                 return None
             version, session_start = row
             offset = session_start if current_session else 0
-            texts = [text for (text,) in db.execute(
-                "SELECT event FROM conversation_events WHERE sender_id = ? AND position >= ? ORDER BY position",
-                (sender_id, offset))]
+            texts = [
+                text
+                for (text,) in db.execute(
+                    "SELECT event FROM conversation_events WHERE sender_id = ? AND position >= ? ORDER BY position",
+                    (sender_id, offset),
+                )
+            ]
         return StoredLog(version, offset, texts)
 
     def append(self, sender_id: str, texts: list[str], session_start: int | None) -> tuple[int, int]:
         with self._transaction(write=True) as db:
-            row = db.execute("SELECT version, session_start, length FROM conversations WHERE sender_id = ?",
-                             (sender_id,)).fetchone()
+            row = db.execute(
+                "SELECT version, session_start, length FROM conversations WHERE sender_id = ?", (sender_id,)
+            ).fetchone()
             version, old_start, length = row if row else (0, 0, 0)
-            db.executemany("INSERT INTO conversation_events (sender_id, position, event) VALUES (?, ?, ?)",
-                           [(sender_id, length + index, text) for index, text in enumerate(texts)])
+            db.executemany(
+                "INSERT INTO conversation_events (sender_id, position, event) VALUES (?, ?, ?)",
+                [(sender_id, length + index, text) for index, text in enumerate(texts)],
+            )
             db.execute(
                 "INSERT OR REPLACE INTO conversations (sender_id, version, session_start, length) VALUES (?, ?, ?, ?)",
-                (sender_id, version + 1, old_start if session_start is None else session_start, length + len(texts)))
+                (sender_id, version + 1, old_start if session_start is None else session_start, length + len(texts)),
+            )
         return version + 1, length
 
     def replace(self, sender_id: str, texts: list[str], session_start: int) -> int:
@@ -90,11 +100,14 @@ class SQLiteEventLog(EventLog):
             row = db.execute("SELECT version FROM conversations WHERE sender_id = ?", (sender_id,)).fetchone()
             version = (row[0] if row else 0) + 1
             db.execute("DELETE FROM conversation_events WHERE sender_id = ?", (sender_id,))
-            db.executemany("INSERT INTO conversation_events (sender_id, position, event) VALUES (?, ?, ?)",
-                           [(sender_id, index, text) for index, text in enumerate(texts)])
+            db.executemany(
+                "INSERT INTO conversation_events (sender_id, position, event) VALUES (?, ?, ?)",
+                [(sender_id, index, text) for index, text in enumerate(texts)],
+            )
             db.execute(
                 "INSERT OR REPLACE INTO conversations (sender_id, version, session_start, length) VALUES (?, ?, ?, ?)",
-                (sender_id, version, session_start, len(texts)))
+                (sender_id, version, session_start, len(texts)),
+            )
         return version
 
     def senders(self) -> list[str]:
@@ -109,7 +122,19 @@ class SQLiteEventLog(EventLog):
 class MaskingSQLiteTrackerStore(EventLogTrackerStore):
     """Conversations in a SQLite file (kept across restarts); the default."""
 
-    def __init__(self, domain, db: str | None = None, synchronous: str = "NORMAL", event_broker=None,
-                 live_trackers: int = DEFAULT_LIVE_TRACKERS, **kwargs: Any) -> None:
-        super().__init__(domain, SQLiteEventLog(conversations_path(db), synchronous), event_broker,
-                         live_trackers=live_trackers, **kwargs)
+    def __init__(
+        self,
+        domain,
+        db: str | None = None,
+        synchronous: str = "NORMAL",
+        event_broker=None,
+        live_trackers: int = DEFAULT_LIVE_TRACKERS,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            domain,
+            SQLiteEventLog(conversations_path(db), synchronous),
+            event_broker,
+            live_trackers=live_trackers,
+            **kwargs,
+        )

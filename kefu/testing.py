@@ -1,5 +1,6 @@
 """Start the action server and the Rasa server on free ports, for tests,
 benchmarks and the story recorder. Not used by the running bot."""
+
 from __future__ import annotations
 
 import json
@@ -32,12 +33,12 @@ CARD = "6222021234567890128"
 ID_NUMBER = "11010519491231002X"
 FULL_WIDTH = str.maketrans("0123456789X", "０１２３４５６７８９Ｘ")
 DISGUISED = [
-    CARD.translate(FULL_WIDTH),                                    # full-width digits
+    CARD.translate(FULL_WIDTH),  # full-width digits
     "\u3000".join([CARD[:4], CARD[4:8], CARD[8:12], CARD[12:16], CARD[16:]]),  # ideographic spaces
-    "\xa0".join([CARD[:4], CARD[4:8], CARD[8:12], CARD[12:]]),     # non-breaking spaces
-    "\u200b".join([CARD[:6], CARD[6:12], CARD[12:]]),              # zero-width spaces
-    ".".join([CARD[:4], CARD[4:8], CARD[8:12], CARD[12:]]),        # dots
-    f"{ID_NUMBER[:6]} {ID_NUMBER[6:14]} {ID_NUMBER[14:]}",         # the 6-8-4 ID layout
+    "\xa0".join([CARD[:4], CARD[4:8], CARD[8:12], CARD[12:]]),  # non-breaking spaces
+    "\u200b".join([CARD[:6], CARD[6:12], CARD[12:]]),  # zero-width spaces
+    ".".join([CARD[:4], CARD[4:8], CARD[8:12], CARD[12:]]),  # dots
+    f"{ID_NUMBER[:6]} {ID_NUMBER[6:14]} {ID_NUMBER[14:]}",  # the 6-8-4 ID layout
 ]
 
 
@@ -47,10 +48,12 @@ def sensitive_leaks(text: str) -> list[str]:
     were written: full-width, or split by spaces, zero-width spaces or dots.
     (A plain "no run of 13 digits" cannot be asked of stored JSON, whose
     time stamps and random ids are digits too.)"""
-    digits = "".join(str(unicodedata.decimal(c)) if unicodedata.decimal(c, None) is not None else c
-                     for c in re.sub(r"[\s\u200b\u200c\u200d\u2060\ufeff.\-·]", "", text))
+    digits = "".join(
+        str(unicodedata.decimal(c)) if unicodedata.decimal(c, None) is not None else c
+        for c in re.sub(r"[\s\u200b\u200c\u200d\u2060\ufeff.\-·]", "", text)
+    )
     hidden = [number[4:-4] for number in (CARD, ID_NUMBER)]
-    return [middle[i:i + 8] for middle in hidden for i in range(len(middle) - 7) if middle[i:i + 8] in digits]
+    return [middle[i : i + 8] for middle in hidden for i in range(len(middle) - 7) if middle[i : i + 8] in digits]
 
 
 def free_port() -> int:
@@ -93,8 +96,10 @@ class Servers:
 
     def post_json(self, path: str, payload: dict, timeout: float = 30) -> Any:
         request = urllib.request.Request(
-            self.rasa_url + path, data=json.dumps(payload).encode("utf-8"),
-            headers={"Content-Type": "application/json"}, method="POST",
+            self.rasa_url + path,
+            data=json.dumps(payload).encode("utf-8"),
+            headers={"Content-Type": "application/json"},
+            method="POST",
         )
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read().decode("utf-8") or "null")
@@ -131,8 +136,14 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextmanager
-def running_servers(model: Path, database_url: str, *, extra_env: dict | None = None,
-                    rasa_args: tuple[str, ...] = (), stores: str | None = None) -> Iterator[Servers]:
+def running_servers(
+    model: Path,
+    database_url: str,
+    *,
+    extra_env: dict | None = None,
+    rasa_args: tuple[str, ...] = (),
+    stores: str | None = None,
+) -> Iterator[Servers]:
     """Action server + `rasa run --enable-api` against `database_url`.
 
     `stores` is endpoints.yml text for the tracker store (and lock store)
@@ -141,8 +152,13 @@ def running_servers(model: Path, database_url: str, *, extra_env: dict | None = 
     actions_port, rasa_port = free_port(), free_port()
     # The secrets `make run` makes per run: the one Rasa sends the action
     # server, and the one signing chat sessions and customer tokens.
-    env = {"KEFU_TOKEN_SECRET": secrets.token_hex(16), **os.environ, "DATABASE_URL": database_url,
-           "KEFU_ACTION_SECRET": secrets.token_hex(16), **(extra_env or {})}
+    env = {
+        "KEFU_TOKEN_SECRET": secrets.token_hex(16),
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "KEFU_ACTION_SECRET": secrets.token_hex(16),
+        **(extra_env or {}),
+    }
     # Each run's conversations in its own file (the default store is SQLite),
     # unless the caller keeps them across runs (a restart test).
     env.setdefault("KEFU_CONVERSATIONS_DB", str(workdir / "conversations.sqlite3"))
@@ -158,35 +174,70 @@ def running_servers(model: Path, database_url: str, *, extra_env: dict | None = 
     try:
         actions = subprocess.Popen(
             [str(BIN / "python"), "-m", "kefu.action_server", "--actions", "actions", "--port", str(actions_port)],
-            cwd=ROOT, env=env, stdout=actions_log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env=env,
+            stdout=actions_log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         processes.append(actions)
         rasa = subprocess.Popen(
-            [str(BIN / "rasa"), "run", "--enable-api", "--model", str(model), "--port", str(rasa_port),
-             "--interface", "127.0.0.1", "--credentials", str(ROOT / "credentials.yml"),
-             "--endpoints", str(workdir / "endpoints.yml"), *rasa_args],
-            cwd=ROOT, env=env, stdout=rasa_log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                str(BIN / "rasa"),
+                "run",
+                "--enable-api",
+                "--model",
+                str(model),
+                "--port",
+                str(rasa_port),
+                "--interface",
+                "127.0.0.1",
+                "--credentials",
+                str(ROOT / "credentials.yml"),
+                "--endpoints",
+                str(workdir / "endpoints.yml"),
+                *rasa_args,
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=rasa_log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         processes.append(rasa)
         wait_for(f"http://127.0.0.1:{actions_port}/health", actions, actions_log)
         wait_for(f"http://127.0.0.1:{rasa_port}/", rasa, rasa_log)
-        yield Servers(f"http://127.0.0.1:{rasa_port}", f"http://127.0.0.1:{actions_port}", database_url, workdir,
-                      rasa_pid=rasa.pid, actions_pid=actions.pid, token_secret=env["KEFU_TOKEN_SECRET"],
-                      action_secret=env["KEFU_ACTION_SECRET"])
+        yield Servers(
+            f"http://127.0.0.1:{rasa_port}",
+            f"http://127.0.0.1:{actions_port}",
+            database_url,
+            workdir,
+            rasa_pid=rasa.pid,
+            actions_pid=actions.pid,
+            token_secret=env["KEFU_TOKEN_SECRET"],
+            action_secret=env["KEFU_ACTION_SECRET"],
+        )
     finally:
         for process in processes:
             _stop(process)
 
 
 @contextmanager
-def running_web(database_url: str, rasa_url: str, *, extra_env: dict | None = None,
-                log: Path | None = None, port: int | None = None) -> Iterator[str]:
+def running_web(
+    database_url: str, rasa_url: str, *, extra_env: dict | None = None, log: Path | None = None, port: int | None = None
+) -> Iterator[str]:
     """`python -m kefu.web` (chat page and agent console) on `port` (default: a free one); its origin."""
     port = port or free_port()
     log = log or Path(tempfile.mkdtemp(prefix="kefu-web-")) / "web.log"
     env = {**os.environ, "DATABASE_URL": database_url, **(extra_env or {})}
-    web = subprocess.Popen([sys.executable, "-m", "kefu.web", "--port", str(port), "--rasa-url", rasa_url],
-                           cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    web = subprocess.Popen(
+        [sys.executable, "-m", "kefu.web", "--port", str(port), "--rasa-url", rasa_url],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     origin = f"http://127.0.0.1:{port}"
     try:
         wait_for(f"{origin}/", web, log, seconds=60)

@@ -31,6 +31,7 @@ Configure one in endpoints.yml, for example::
       port: 6379
       db: 0
 """
+
 from __future__ import annotations
 
 import itertools
@@ -85,13 +86,14 @@ def mask_tracker(tracker: DialogueStateTracker, events: Sequence[Event] | None =
 @dataclass(frozen=True)
 class StoredLog:
     version: int
-    offset: int          # position in the log of the first event read
+    offset: int  # position in the log of the first event read
     texts: list[str]
 
 
 @dataclass(frozen=True)
 class _ReadMark:
     """Remembered on a tracker read from the store: what of it is stored."""
+
     version: int
     offset: int
     stored_events: int
@@ -124,8 +126,12 @@ class MemoryEventLog(EventLog):
     least recently used go first beyond `max_conversations`, so a flood of
     new sender ids cannot fill the memory."""
 
-    def __init__(self, max_conversations: int = DEFAULT_MAX_CONVERSATIONS,
-                 idle_seconds: float = DEFAULT_IDLE_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        max_conversations: int = DEFAULT_MAX_CONVERSATIONS,
+        idle_seconds: float = DEFAULT_IDLE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         # sender -> (version, session start, texts, last used); least recently used first.
         self._logs: OrderedDict[str, tuple[int, int, list[str], float]] = OrderedDict()
         self._max_conversations = max(1, int(max_conversations))
@@ -238,7 +244,7 @@ class RedisEventLog(EventLog):
 
     def senders(self):
         meta_prefix = f"{self._prefix}meta:"
-        return [key[len(meta_prefix):] for key in self._redis.scan_iter(match=f"{meta_prefix}*")]
+        return [key[len(meta_prefix) :] for key in self._redis.scan_iter(match=f"{meta_prefix}*")]
 
 
 def _last_session_start(events: Sequence[Event], base: int) -> int | None:
@@ -251,8 +257,9 @@ def _last_session_start(events: Sequence[Event], base: int) -> int | None:
 class EventLogTrackerStore(TrackerStore):
     """The tracker store described in the module docstring, over any EventLog."""
 
-    def __init__(self, domain, event_log: EventLog, event_broker=None,
-                 live_trackers: int = DEFAULT_LIVE_TRACKERS, **kwargs: Any) -> None:
+    def __init__(
+        self, domain, event_log: EventLog, event_broker=None, live_trackers: int = DEFAULT_LIVE_TRACKERS, **kwargs: Any
+    ) -> None:
         # Installed where Rasa loads this project's stores: deadlines and an
         # apology for action-server calls (kefu/rasa_resilience.py).
         from kefu import rasa_resilience
@@ -316,12 +323,17 @@ class EventLogTrackerStore(TrackerStore):
         # Where a new session began among the new events, if one did.
         session_start = _last_session_start(new_events, 0)
         version, length_before = self.event_log.append(
-            sender_id, texts, None if session_start is None else expected + session_start)
+            sender_id, texts, None if session_start is None else expected + session_start
+        )
         if length_before != expected:
             # Another writer got in between (the lock store should prevent
             # it); nothing is lost: our events go after theirs.
-            logger.warning("conversation %r changed while a turn was running (%d stored events, expected %d)",
-                           sender_id, length_before, expected)
+            logger.warning(
+                "conversation %r changed while a turn was running (%d stored events, expected %d)",
+                sender_id,
+                length_before,
+                expected,
+            )
         await self._publish(sender_id, new_events)
         tracker._kefu_read_mark = _ReadMark(version, mark.offset, len(tracker.events), mark.current_session)
         older_sessions_held = session_start is not None and mark.stored_events + session_start > 0
@@ -353,27 +365,53 @@ class EventLogTrackerStore(TrackerStore):
 class MaskingInMemoryTrackerStore(EventLogTrackerStore):
     """Conversations in this process's memory (lost on restart)."""
 
-    def __init__(self, domain, event_broker=None, live_trackers: int = DEFAULT_LIVE_TRACKERS,
-                 max_conversations: int = DEFAULT_MAX_CONVERSATIONS, idle_seconds: float = DEFAULT_IDLE_SECONDS,
-                 **kwargs: Any) -> None:
-        super().__init__(domain, MemoryEventLog(max_conversations, idle_seconds), event_broker,
-                         live_trackers=live_trackers, **kwargs)
+    def __init__(
+        self,
+        domain,
+        event_broker=None,
+        live_trackers: int = DEFAULT_LIVE_TRACKERS,
+        max_conversations: int = DEFAULT_MAX_CONVERSATIONS,
+        idle_seconds: float = DEFAULT_IDLE_SECONDS,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            domain, MemoryEventLog(max_conversations, idle_seconds), event_broker, live_trackers=live_trackers, **kwargs
+        )
 
 
 class MaskingRedisTrackerStore(EventLogTrackerStore):
     """Conversations in Redis, shared by every Rasa worker and process."""
 
-    def __init__(self, domain, host: str = "localhost", port: int = 6379, db: int = 0,
-                 username: str | None = None, password: str | None = None, event_broker=None,
-                 record_exp: float | None = None, key_prefix: str | None = None, use_ssl: bool = False,
-                 live_trackers: int = DEFAULT_LIVE_TRACKERS, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        domain,
+        host: str = "localhost",
+        port: int = 6379,
+        db: int = 0,
+        username: str | None = None,
+        password: str | None = None,
+        event_broker=None,
+        record_exp: float | None = None,
+        key_prefix: str | None = None,
+        use_ssl: bool = False,
+        live_trackers: int = DEFAULT_LIVE_TRACKERS,
+        **kwargs: Any,
+    ) -> None:
         import redis
 
-        client = redis.StrictRedis(host=host, port=int(port), db=int(db), username=username, password=password,
-                                   ssl=use_ssl, decode_responses=True)
+        client = redis.StrictRedis(
+            host=host,
+            port=int(port),
+            db=int(db),
+            username=username,
+            password=password,
+            ssl=use_ssl,
+            decode_responses=True,
+        )
         prefix = f"{key_prefix}:kefu:tracker:" if key_prefix else "kefu:tracker:"
-        super().__init__(domain, RedisEventLog(client, prefix, record_exp), event_broker,
-                         live_trackers=live_trackers, **kwargs)
+        super().__init__(
+            domain, RedisEventLog(client, prefix, record_exp), event_broker, live_trackers=live_trackers, **kwargs
+        )
 
 
 class MaskingSQLTrackerStore(SQLTrackerStore):

@@ -4,6 +4,7 @@ responsible for it) and the confusion pairs that remain.
 
 Usage: python scripts/nlu_report.py RESULTS_DIR
 """
+
 from __future__ import annotations
 
 import json
@@ -12,19 +13,27 @@ from collections import Counter
 from pathlib import Path
 
 EXTRACTOR_OF = {
-    "order_no": "ShopRuleEntityExtractor", "phone_tail": "ShopRuleEntityExtractor",
-    "tracking_no": "ShopRuleEntityExtractor", "price_max": "ShopRuleEntityExtractor",
-    "score": "ShopRuleEntityExtractor", "size": "ShopRuleEntityExtractor",
-    "product": "CatalogueEntityExtractor", "brand": "CatalogueEntityExtractor",
-    "category": "CatalogueEntityExtractor", "color": "DIETClassifier", "reason": "DIETClassifier",
+    "order_no": "ShopRuleEntityExtractor",
+    "phone_tail": "ShopRuleEntityExtractor",
+    "tracking_no": "ShopRuleEntityExtractor",
+    "price_max": "ShopRuleEntityExtractor",
+    "score": "ShopRuleEntityExtractor",
+    "size": "ShopRuleEntityExtractor",
+    "product": "CatalogueEntityExtractor",
+    "brand": "CatalogueEntityExtractor",
+    "category": "CatalogueEntityExtractor",
+    "color": "DIETClassifier",
+    "reason": "DIETClassifier",
 }
 
 
 def main(folder: str) -> int:
     results = Path(folder)
     intents = json.loads((results / "intent_report.json").read_text())
-    print(f"intent accuracy {intents['accuracy']:.3f}  macro F1 {intents['macro avg']['f1-score']:.3f}"
-          f"  ({intents['macro avg']['support']} held-out examples)")
+    print(
+        f"intent accuracy {intents['accuracy']:.3f}  macro F1 {intents['macro avg']['f1-score']:.3f}"
+        f"  ({intents['macro avg']['support']} held-out examples)"
+    )
     faq = results / "response_selection_report.json"
     if faq.exists():
         print(f"faq/* sub-intent accuracy {json.loads(faq.read_text())['accuracy']:.3f}")
@@ -37,8 +46,10 @@ def main(folder: str) -> int:
     errors = results / "intent_errors.json"
     if errors.exists():
         pairs = Counter((e["intent"], e["intent_prediction"]["name"]) for e in json.loads(errors.read_text()))
-        print("remaining confusions (expected -> predicted):",
-              ", ".join(f"{a}->{b} x{n}" for (a, b), n in pairs.most_common(10)) or "none")
+        print(
+            "remaining confusions (expected -> predicted):",
+            ", ".join(f"{a}->{b} x{n}" for (a, b), n in pairs.most_common(10)) or "none",
+        )
     return 0
 
 

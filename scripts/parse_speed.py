@@ -9,6 +9,7 @@ is KEFU_MODEL or the newest models/*.tar.gz; the stock bot is created once
 with `rasa init --no-prompt` under var/bench/baseline and reused. The work is
 done by bench.parse_speed (shared with `python -m bench`).
 """
+
 from __future__ import annotations
 
 import sys

@@ -11,6 +11,7 @@ and become the expectation `rasa test` holds the bot to from then on.
 
 Usage: python scripts/record_stories.py [--model models/x.tar.gz]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,8 +69,10 @@ def story_steps(events: list[dict], sent: list[str]) -> list[dict]:
                 if entities:
                     step["entities"] = entities
             else:
-                step = {"user": annotate(text, parse.get("entities", [])),
-                        "intent": key if intent == "faq" and key else intent}
+                step = {
+                    "user": annotate(text, parse.get("entities", [])),
+                    "intent": key if intent == "faq" and key else intent,
+                }
             steps.append(step)
         elif kind == "action" and event.get("name") not in SKIP_EVENTS:
             steps.append({"action": event["name"]})
@@ -106,17 +109,24 @@ def main() -> int:
                 metadata = None
                 if conversation.get("logged_in"):
                     metadata = {"customer_token": sign_customer_token(1, secret=SECRET, ttl_seconds=10**8)}
-                sent = [str(turn).format(**{k: v["order_no"] for k, v in cases.items()},
-                                         **{f"{k}_tail": v["phone_tail"] for k, v in cases.items()})
-                        for turn in conversation["turns"]]
+                sent = [
+                    str(turn).format(
+                        **{k: v["order_no"] for k, v in cases.items()},
+                        **{f"{k}_tail": v["phone_tail"] for k, v in cases.items()},
+                    )
+                    for turn in conversation["turns"]
+                ]
                 for text in sent:
                     bot.say(sender, text, metadata)
                 tracker = bot.get_json(f"/conversations/{sender}/tracker")
                 stories.append({"story": conversation["story"], "steps": story_steps(tracker["events"], sent)})
             path = OUT / f"test_{file_name}.yml"
             body = yaml.safe_dump({"stories": stories}, allow_unicode=True, sort_keys=False, width=1000)
-            path.write_text(f"# Recorded by scripts/record_stories.py from scripts/story_conversations.yml; reviewed.\n"
-                            f'version: "3.1"\n{body}', encoding="utf-8")
+            path.write_text(
+                f"# Recorded by scripts/record_stories.py from scripts/story_conversations.yml; reviewed.\n"
+                f'version: "3.1"\n{body}',
+                encoding="utf-8",
+            )
             print(f"wrote {len(stories)} stories to {path.relative_to(ROOT)}")
     return 0
 

@@ -12,6 +12,7 @@ false positives of Rasa's validator for this project (each checked here):
 
 Usage: python scripts/validate.py   (from the project root)
 """
+
 from __future__ import annotations
 
 import re
@@ -37,7 +38,8 @@ def main() -> int:
 
     names, prefixes = referenced_responses()
     importer = TrainingDataImporter.load_from_config(
-        config_path=str(ROOT / "config.yml"), domain_path=str(ROOT / "domain"),
+        config_path=str(ROOT / "config.yml"),
+        domain_path=str(ROOT / "domain"),
         training_data_paths=[str(ROOT / "data")],
     )
     with warnings.catch_warnings(record=True) as caught:
@@ -58,19 +60,23 @@ def main() -> int:
             pass
     from rasa.utils.common import EXPECTED_WARNINGS
 
-    asked_by_forms = {f"utter_ask_{slot}" for form in validator.domain.forms.values()
-                      for slot in form.get("required_slots", [])}
+    asked_by_forms = {
+        f"utter_ask_{slot}" for form in validator.domain.forms.values() for slot in form.get("required_slots", [])
+    }
     problems = []
     for warning in caught:
         text = str(warning.message)
         if issubclass(warning.category, (DeprecationWarning, PendingDeprecationWarning)) or "SQLAlchemy" in text:
             continue
-        if any(issubclass(warning.category, category) and re.match(pattern, text)
-               for category, pattern in EXPECTED_WARNINGS):
+        if any(
+            issubclass(warning.category, category) and re.match(pattern, text)
+            for category, pattern in EXPECTED_WARNINGS
+        ):
             continue  # Rasa silences these itself
         unused = re.match(r"The utterance '(utter_[^']+)' is not used in any story or rule", text)
-        if unused and (unused.group(1) in names or unused.group(1).startswith(prefixes)
-                       or unused.group(1) in asked_by_forms):
+        if unused and (
+            unused.group(1) in names or unused.group(1).startswith(prefixes) or unused.group(1) in asked_by_forms
+        ):
             continue
         if re.match(r"The following duplicated intents have been found across multiple domain files: faq$", text):
             continue

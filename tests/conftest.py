@@ -1,5 +1,6 @@
 """Shared fixtures: seeded shop databases (SQLite, and PostgreSQL when a
 server answers), the trained model, and running servers."""
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,9 @@ def sqlite_url(tmp_path_factory) -> str:
 def _postgres_database():
     """Create a throw-away database on the loopback server, or say why not."""
     try:
-        admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", future=True,
-                              connect_args={"connect_timeout": 3})
+        admin = create_engine(
+            POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", future=True, connect_args={"connect_timeout": 3}
+        )
         with admin.connect() as conn:
             name = f"kefu_test_{uuid.uuid4().hex[:10]}"
             conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
@@ -83,4 +85,5 @@ def trained_model():
 def pytest_configure(config):
     # Here rather than in pyproject.toml, whose hash decides a reinstall.
     config.addinivalue_line(
-        "markers", "production: the production topology (scripts/prod.sh) under load and faults; skipped without nginx")
+        "markers", "production: the production topology (scripts/prod.sh) under load and faults; skipped without nginx"
+    )

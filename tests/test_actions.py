@@ -1,6 +1,7 @@
 """The order actions, run as the action server runs them (a Tracker and a
 CollectingDispatcher built here, as rasa-sdk's own tests do), on the
 in-memory shop: no model, no servers, a few seconds."""
+
 from __future__ import annotations
 
 import asyncio
@@ -27,8 +28,11 @@ from kefu.testing import ROOT
 CASES = showcase()
 DOMAIN = {
     "forms": {"order_form": {"required_slots": ["order_no", "phone_tail"]}},
-    "slots": {name: spec for part in ("orders", "social", "products")
-              for name, spec in (yaml.safe_load((ROOT / "domain" / f"{part}.yml").read_text()).get("slots") or {}).items()},
+    "slots": {
+        name: spec
+        for part in ("orders", "social", "products")
+        for name, spec in (yaml.safe_load((ROOT / "domain" / f"{part}.yml").read_text()).get("slots") or {}).items()
+    },
 }
 
 
@@ -40,17 +44,29 @@ def shop():
     use_services(None)
 
 
-def tracker(text: str = "", intent: str = "", entities: dict[str, Any] | None = None, slots: dict | None = None,
-            *, set_now: dict | None = None, form: bool = False, sender: str = "customer-1") -> Tracker:
+def tracker(
+    text: str = "",
+    intent: str = "",
+    entities: dict[str, Any] | None = None,
+    slots: dict | None = None,
+    *,
+    set_now: dict | None = None,
+    form: bool = False,
+    sender: str = "customer-1",
+) -> Tracker:
     """A tracker whose latest message is `text`; `set_now` are the slot
     candidates the form extracted this turn (what the validation sees)."""
-    latest = {"text": text, "intent": {"name": intent, "confidence": 0.99},
-              "entities": [{"entity": k, "value": v} for k, v in (entities or {}).items()]}
+    latest = {
+        "text": text,
+        "intent": {"name": intent, "confidence": 0.99},
+        "entities": [{"entity": k, "value": v} for k, v in (entities or {}).items()],
+    }
     events: list[dict] = [{"event": "user", "text": text, "parse_data": latest}]
     events += [{"event": "slot", "name": k, "value": v} for k, v in (set_now or {}).items()]
     all_slots = {**(slots or {}), **(set_now or {})}
-    return Tracker(sender, all_slots, latest, events, False, None,
-                   {"name": "order_form"} if form else {}, "action_listen")
+    return Tracker(
+        sender, all_slots, latest, events, False, None, {"name": "order_form"} if form else {}, "action_listen"
+    )
 
 
 def run(action, t: Tracker) -> tuple[dict, list[str], CollectingDispatcher]:
@@ -63,45 +79,60 @@ def run(action, t: Tracker) -> tuple[dict, list[str], CollectingDispatcher]:
 def test_tracking_number_and_ship_tail_open_that_order_only(shop):
     case = CASES["shipped"]
     order = shop.find_order(case["order_no"])
-    slots, said, _ = run(ActionStartOrderRequest(), tracker(f"快递单号{order.tracking_no}到哪了", "track_shipment",
-                                                            {"tracking_no": order.tracking_no}))
+    slots, said, _ = run(
+        ActionStartOrderRequest(),
+        tracker(f"快递单号{order.tracking_no}到哪了", "track_shipment", {"tracking_no": order.tracking_no}),
+    )
     assert slots["order_no"] == order.order_no and slots.get("phone_tail") is None and said == []
     state = {"order_request": "track", "order_no": order.order_no}
-    slots, said, _ = run(ValidateOrderForm(), tracker(case["phone_tail"], "inform", slots=state, form=True,
-                                                      set_now={"phone_tail": case["phone_tail"]}))
+    slots, said, _ = run(
+        ValidateOrderForm(),
+        tracker(case["phone_tail"], "inform", slots=state, form=True, set_now={"phone_tail": case["phone_tail"]}),
+    )
     assert slots["verified_order"] == order.order_no and "customer_id" not in slots
     state.update(slots)
     # 我的订单: the verified order again, never the customer's list of orders.
     slots, said, _ = run(ActionStartOrderRequest(), tracker("我的订单", "order_status", slots=state))
     assert slots["order_no"] == order.order_no and slots["phone_tail"] == VERIFIED
-    _, said, dispatcher = run(ActionAskOrderNo(), tracker("我的订单", "order_status",
-                                                          slots={**state, "order_no": None}))
+    _, said, dispatcher = run(
+        ActionAskOrderNo(), tracker("我的订单", "order_status", slots={**state, "order_no": None})
+    )
     assert said == ["utter_ask_order_no"] and not any(m.get("buttons") for m in dispatcher.messages)
     # Another order of the same customer needs its own tail.
     other = CASES["delivered_2d"]["order_no"]
-    slots, said, _ = run(ValidateOrderForm(), tracker(other, "inform", slots=state, form=True,
-                                                      set_now={"order_no": other}))
+    slots, said, _ = run(
+        ValidateOrderForm(), tracker(other, "inform", slots=state, form=True, set_now={"order_no": other})
+    )
     assert slots == {"order_no": other, "phone_tail": None} and said == []
 
 
 def test_logged_in_customer_picks_from_their_orders(shop):
     case = CASES["shipped"]
     owner = shop.find_order(case["order_no"]).customer_id
-    _, said, dispatcher = run(ActionAskOrderNo(), tracker("查订单", "order_status", slots={"customer_id": float(owner)}))
+    _, said, dispatcher = run(
+        ActionAskOrderNo(), tracker("查订单", "order_status", slots={"customer_id": float(owner)})
+    )
     assert said == ["utter_recent_orders"]
-    assert all(shop.find_order(b["payload"].split('"')[3]).customer_id == owner
-               for b in dispatcher.messages[0]["buttons"])
+    assert all(
+        shop.find_order(b["payload"].split('"')[3]).customer_id == owner for b in dispatcher.messages[0]["buttons"]
+    )
 
 
 def test_database_down_mid_form_gets_the_apology(shop):
     case = CASES["shipped"]
     shop.available = False
     state = {"order_request": "status", "order_no": case["order_no"]}
-    slots, said, _ = run(ValidateOrderForm(), tracker(case["phone_tail"], "inform", slots=state, form=True,
-                                                      set_now={"phone_tail": case["phone_tail"]}))
+    slots, said, _ = run(
+        ValidateOrderForm(),
+        tracker(case["phone_tail"], "inform", slots=state, form=True, set_now={"phone_tail": case["phone_tail"]}),
+    )
     assert said == ["utter_service_unavailable"] and slots == {}
-    _, said, _ = run(ActionStartOrderRequest(), tracker(f"{case['order_no']}要退货", "request_return",
-                                                        {"order_no": case["order_no"]}, slots={"customer_id": 1.0}))
+    _, said, _ = run(
+        ActionStartOrderRequest(),
+        tracker(
+            f"{case['order_no']}要退货", "request_return", {"order_no": case["order_no"]}, slots={"customer_id": 1.0}
+        ),
+    )
     assert said == ["utter_service_unavailable"]
 
 
@@ -115,8 +146,9 @@ def test_database_server_down_gets_the_apology_within_the_deadline():
     try:
         started = time.monotonic()
         state = {"order_request": "status", "order_no": CASES["shipped"]["order_no"]}
-        slots, said, _ = run(ValidateOrderForm(), tracker("8000", "inform", slots=state, form=True,
-                                                          set_now={"phone_tail": "8000"}))
+        slots, said, _ = run(
+            ValidateOrderForm(), tracker("8000", "inform", slots=state, form=True, set_now={"phone_tail": "8000"})
+        )
         assert said == ["utter_service_unavailable"] and time.monotonic() - started < 10
     finally:
         use_services(None)
@@ -124,9 +156,15 @@ def test_database_server_down_gets_the_apology_within_the_deadline():
 
 def test_an_unexpected_error_is_answered_too(shop, monkeypatch):
     monkeypatch.setattr(shop, "find_order", lambda order_no: 1 / 0)
-    _, said, _ = run(ActionStartOrderRequest(), tracker(f"订单{CASES['shipped']['order_no']}", "order_status",
-                                                        {"order_no": CASES["shipped"]["order_no"]},
-                                                        slots={"customer_id": 1.0}))
+    _, said, _ = run(
+        ActionStartOrderRequest(),
+        tracker(
+            f"订单{CASES['shipped']['order_no']}",
+            "order_status",
+            {"order_no": CASES["shipped"]["order_no"]},
+            slots={"customer_id": 1.0},
+        ),
+    )
     assert said == ["utter_service_unavailable"]
 
 
@@ -135,11 +173,17 @@ def test_order_locked_by_guesses_is_refused_and_handed_to_a_human(shop):
     order = shop.find_order(case["order_no"])
     for sender in range(ORDER_LOCK_FAILURES):
         state = {"order_request": "status", "order_no": order.order_no}
-        run(ValidateOrderForm(), tracker("0000", "inform", slots=state, form=True, set_now={"phone_tail": "0000"},
-                                         sender=f"guesser-{sender}"))
+        run(
+            ValidateOrderForm(),
+            tracker(
+                "0000", "inform", slots=state, form=True, set_now={"phone_tail": "0000"}, sender=f"guesser-{sender}"
+            ),
+        )
     state = {"order_request": "status", "order_no": order.order_no}
-    slots, said, _ = run(ValidateOrderForm(), tracker(case["phone_tail"], "inform", slots=state, form=True,
-                                                      set_now={"phone_tail": case["phone_tail"]}))
+    slots, said, _ = run(
+        ValidateOrderForm(),
+        tracker(case["phone_tail"], "inform", slots=state, form=True, set_now={"phone_tail": case["phone_tail"]}),
+    )
     assert slots["refusal"] == "order_locked" and "verified_order" not in slots
     _, said, _ = run(ActionHandleOrderRequest(), tracker(case["phone_tail"], "inform", slots={**state, **slots}))
     assert said[0] == "utter_order_lookups_locked" and said[1].startswith("utter_handoff")
@@ -147,8 +191,13 @@ def test_order_locked_by_guesses_is_refused_and_handed_to_a_human(shop):
 
 def test_a_cancellation_is_carried_out_for_the_verified_order(shop):
     case = CASES["paid_unshipped"]
-    state = {"order_request": "cancel", "order_no": case["order_no"], "verified_order": case["order_no"],
-             "phone_tail": case["phone_tail"], "confirm": True}
+    state = {
+        "order_request": "cancel",
+        "order_no": case["order_no"],
+        "verified_order": case["order_no"],
+        "phone_tail": case["phone_tail"],
+        "confirm": True,
+    }
     slots, said, _ = run(ActionHandleOrderRequest(), tracker("确认", "affirm", slots=state))
     assert said == ["utter_cancel_done_refund"] and slots["resolved"] is True
     assert shop.find_order(case["order_no"]).status == "refunding"

@@ -1,4 +1,5 @@
 """A tiny run of the benchmark harness (the real one is `make bench`)."""
+
 from __future__ import annotations
 
 import json
@@ -14,10 +15,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_benchmark_smoke_run(trained_model, tmp_path):
     out = tmp_path / "bench.json"
-    result = subprocess.run([sys.executable, "-m", "bench", "--quick", "--no-baseline", "--modes", "sqlite,redis",
-                             "--json", str(out)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=600,
-                            env={**__import__("os").environ, "KEFU_MODEL": str(trained_model)})
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--no-baseline", "--modes", "sqlite,redis", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**__import__("os").environ, "KEFU_MODEL": str(trained_model)},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "concurrency  1: p50" in result.stdout and "order_by_number" in result.stdout
     on_sqlite, on_redis = json.loads(out.read_text())

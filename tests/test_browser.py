@@ -1,6 +1,7 @@
 """The chat page in a real browser: Debian's headless Chromium driven by
 Playwright, against the running servers. Screenshots are kept in
 tests/artifacts/ as test artifacts."""
+
 from __future__ import annotations
 
 import os
@@ -37,9 +38,13 @@ def page_url(trained_model, tmp_path_factory):
     env = {"KEFU_TOKEN_SECRET": SECRET, "KEFU_DEMO_LOGIN": "1"}
     with running_servers(trained_model, url, extra_env=env, rasa_args=("--cors", origin)) as servers:
         log = servers.workdir / "web.log"
-        web = subprocess.Popen([sys.executable, "-m", "kefu.web", "--port", str(web_port),
-                                "--rasa-url", servers.rasa_url],
-                               cwd=ROOT, env={**os.environ, **env, "DATABASE_URL": url}, stdout=log.open("w"), stderr=subprocess.STDOUT)
+        web = subprocess.Popen(
+            [sys.executable, "-m", "kefu.web", "--port", str(web_port), "--rasa-url", servers.rasa_url],
+            cwd=ROOT,
+            env={**os.environ, **env, "DATABASE_URL": url},
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
         try:
             wait_for(f"{origin}/", web, log)
             yield origin
@@ -56,8 +61,15 @@ def browser_page(page_url):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                  "--disable-background-networking", "--disable-component-update"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-sync",
+                "--disable-background-networking",
+                "--disable-component-update",
+            ],
         )
         context = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN")
         page = context.new_page()

@@ -1,6 +1,7 @@
 """Lists that live in several places (the request kinds, the intents that are
 not an answer to the order form, the slots carried into a new session) are
 kept in step here: this fails when one copy drifts."""
+
 from __future__ import annotations
 
 import yaml
@@ -40,8 +41,9 @@ def test_request_kinds_are_the_same_everywhere():
     assert set(ORDER_REQUEST_INTENTS) <= set(domain()["intents"])
     assert domain()["slots"]["order_request"]["values"] == [r.value for r in OrderRequest]
     assert rule_intents("an order request starts the order form") == [*ORDER_REQUEST_INTENTS, "inform"]
-    assert rule_intents("switching request (return -> exchange) keeps the order and verification") == \
-        list(ORDER_REQUEST_INTENTS)
+    assert rule_intents("switching request (return -> exchange) keeps the order and verification") == list(
+        ORDER_REQUEST_INTENTS
+    )
     assert TICKET_KINDS == AFTERSALES_KINDS == tuple(k.value for k in TicketKind)
     assert {r.ticket_kind for r in OrderRequest if r.ticket_kind} == set(TicketKind) - {TicketKind.COMPLAINT}
 

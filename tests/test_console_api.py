@@ -1,6 +1,7 @@
 """The agent console's HTTP API against a real `python -m kefu.web` process
 and a real shop database, with a stand-in for Rasa's HTTP API that records
 what the console sends it (the real-Rasa flow is tests/test_console_browser.py)."""
+
 from __future__ import annotations
 
 import json
@@ -78,8 +79,10 @@ class FakeRasa:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def tracker(self, conversation: str) -> dict:
-        return self.trackers.setdefault(conversation, {"sender_id": conversation, "slots": {}, "events": [],
-                                                       "paused": False, "latest_input_channel": "rest"})
+        return self.trackers.setdefault(
+            conversation,
+            {"sender_id": conversation, "slots": {}, "events": [], "paused": False, "latest_input_channel": "rest"},
+        )
 
     def customer_says(self, conversation: str, text: str) -> None:
         self.tracker(conversation)["events"].append({"event": "user", "text": text, "timestamp": 1.0})
@@ -119,8 +122,9 @@ def login(origin: str, name: str, password: str = PASSWORD) -> tuple[requests.Se
     found = re.search(r'name="csrf" value="([^"]+)"', page)
     assert found, page[:500]
     csrf = found.group(1)
-    response = http.post(f"{origin}/console/login", data={"name": name, "password": password, "csrf": csrf},
-                         allow_redirects=False)
+    response = http.post(
+        f"{origin}/console/login", data={"name": name, "password": password, "csrf": csrf}, allow_redirects=False
+    )
     assert response.status_code == 302
     me = http.get(f"{origin}/console/api/me")
     return http, (me.json()["csrf"] if me.ok else "")
@@ -159,8 +163,9 @@ def test_session_cookie_is_httponly_and_samesite(web):
     found = re.search(r'name="csrf" value="([^"]+)"', page)
     assert found, page[:500]
     csrf = found.group(1)
-    response = http.post(f"{web}/console/login", data={"name": "alice", "password": PASSWORD, "csrf": csrf},
-                         allow_redirects=False)
+    response = http.post(
+        f"{web}/console/login", data={"name": "alice", "password": PASSWORD, "csrf": csrf}, allow_redirects=False
+    )
     cookie = response.headers["Set-Cookie"]
     assert "kefu_console=" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
     # Login without the login form's token is refused.
@@ -170,11 +175,21 @@ def test_session_cookie_is_httponly_and_samesite(web):
 
 def test_an_agent_cannot_use_admin_routes(web):
     agent, csrf = login(web, "alice")
-    assert agent.post(f"{web}/console/api/canned", json={"shortcut": "x", "text": "y"},
-                      headers={"X-CSRF-Token": csrf}).status_code == 403
+    assert (
+        agent.post(
+            f"{web}/console/api/canned", json={"shortcut": "x", "text": "y"}, headers={"X-CSRF-Token": csrf}
+        ).status_code
+        == 403
+    )
     admin, admin_csrf = login(web, "root")
-    assert admin.post(f"{web}/console/api/canned", json={"shortcut": "ship", "text": "今天下单，明天发货"},
-                      headers={"X-CSRF-Token": admin_csrf}).status_code == 200
+    assert (
+        admin.post(
+            f"{web}/console/api/canned",
+            json={"shortcut": "ship", "text": "今天下单，明天发货"},
+            headers={"X-CSRF-Token": admin_csrf},
+        ).status_code
+        == 200
+    )
     assert any(c["shortcut"] == "ship" for c in agent.get(f"{web}/console/api/canned").json()["items"])
 
 
@@ -182,8 +197,10 @@ def test_a_state_change_without_the_csrf_token_is_refused(web, shop, rasa):
     handoff_id = new_handoff(shop, "web-csrfcase0001")
     agent, csrf = login(web, "alice")
     assert agent.post(f"{web}/console/api/handoffs/{handoff_id}/claim").status_code == 403
-    assert agent.post(f"{web}/console/api/handoffs/{handoff_id}/claim",
-                      headers={"X-CSRF-Token": "wrong"}).status_code == 403
+    assert (
+        agent.post(f"{web}/console/api/handoffs/{handoff_id}/claim", headers={"X-CSRF-Token": "wrong"}).status_code
+        == 403
+    )
     with session_scope(shop[1]) as s:
         assert s.get(HandoffRequest, handoff_id).status == "waiting"
     assert agent.post(f"{web}/console/logout").status_code == 403
@@ -201,20 +218,29 @@ def test_a_second_claim_is_refused_and_names_the_holder(web, shop, rasa):
     assert "alice" in second.json()["error"]
     assert rasa.tracker(conversation)["paused"] is True  # Rasa's own pause, through its API
     # Only the holder speaks and hands back.
-    assert bob.post(f"{web}/console/api/handoffs/{handoff_id}/reply", json={"text": "hi"},
-                    headers={"X-CSRF-Token": bob_csrf}).status_code == 403
-    assert bob.post(f"{web}/console/api/handoffs/{handoff_id}/handback",
-                    headers={"X-CSRF-Token": bob_csrf}).status_code == 403
-    reply = alice.post(f"{web}/console/api/handoffs/{handoff_id}/reply", json={"text": "您好，我是客服小艾"},
-                       headers={"X-CSRF-Token": alice_csrf})
+    assert (
+        bob.post(
+            f"{web}/console/api/handoffs/{handoff_id}/reply", json={"text": "hi"}, headers={"X-CSRF-Token": bob_csrf}
+        ).status_code
+        == 403
+    )
+    assert (
+        bob.post(f"{web}/console/api/handoffs/{handoff_id}/handback", headers={"X-CSRF-Token": bob_csrf}).status_code
+        == 403
+    )
+    reply = alice.post(
+        f"{web}/console/api/handoffs/{handoff_id}/reply",
+        json={"text": "您好，我是客服小艾"},
+        headers={"X-CSRF-Token": alice_csrf},
+    )
     assert reply.status_code == 200
-    assert {"event": "bot", "text": "您好，我是客服小艾", "metadata": {"kefu_agent": "alice"}} in \
-        rasa.tracker(conversation)["events"]
+    assert {"event": "bot", "text": "您好，我是客服小艾", "metadata": {"kefu_agent": "alice"}} in rasa.tracker(
+        conversation
+    )["events"]
     back = alice.post(f"{web}/console/api/handoffs/{handoff_id}/handback", headers={"X-CSRF-Token": alice_csrf})
     assert back.status_code == 200
     assert rasa.tracker(conversation)["paused"] is False
-    executed = [body["name"] for path, body in rasa.posted if path.endswith("/execute")
-                and f"/{conversation}/" in path]
+    executed = [body["name"] for path, body in rasa.posted if path.endswith("/execute") and f"/{conversation}/" in path]
     assert executed == ["utter_handback", "utter_ask_rating"]
     with session_scope(shop[1]) as s:
         row = s.get(HandoffRequest, handoff_id)
@@ -263,10 +289,20 @@ def test_notes_and_tags_survive_a_restart(shop, rasa, tmp_path):
     handoff_id = new_handoff(shop, conversation)
     with running_web(url, rasa.url, log=tmp_path / "web1.log") as origin:
         agent, csrf = login(origin, "alice")
-        assert agent.post(f"{origin}/console/api/handoffs/{handoff_id}/notes", json={"text": "老顾客，耳机第二次坏"},
-                          headers={"X-CSRF-Token": csrf}).status_code == 200
-        assert agent.post(f"{origin}/console/api/handoffs/{handoff_id}/tags", json={"tag": "VIP"},
-                          headers={"X-CSRF-Token": csrf}).status_code == 200
+        assert (
+            agent.post(
+                f"{origin}/console/api/handoffs/{handoff_id}/notes",
+                json={"text": "老顾客，耳机第二次坏"},
+                headers={"X-CSRF-Token": csrf},
+            ).status_code
+            == 200
+        )
+        assert (
+            agent.post(
+                f"{origin}/console/api/handoffs/{handoff_id}/tags", json={"tag": "VIP"}, headers={"X-CSRF-Token": csrf}
+            ).status_code
+            == 200
+        )
     with running_web(url, rasa.url, log=tmp_path / "web2.log") as origin:
         agent, _ = login(origin, "alice")  # sessions are in the database, but sign in anew anyway
         customer = agent.get(f"{origin}/console/api/handoffs/{handoff_id}").json()["customer"]
@@ -303,8 +339,11 @@ def test_repeated_wrong_passwords_lock_the_account(web, shop):
         found = re.search(r'name="csrf" value="([^"]+)"', page)
         assert found, page[:500]
         csrf = found.group(1)
-        http.post(f"{web}/console/login", data={"name": "carol", "password": "wrong-password", "csrf": csrf},
-                  allow_redirects=False)
+        http.post(
+            f"{web}/console/login",
+            data={"name": "carol", "password": "wrong-password", "csrf": csrf},
+            allow_redirects=False,
+        )
     _, csrf = login(web, "carol")  # the right password, but locked
     assert csrf == ""
     assert store.check_login("carol", PASSWORD).locked_until is not None
@@ -315,7 +354,9 @@ def test_passwords_are_stored_as_salted_scrypt(shop):
     from kefu.db.models import StaffAccount
 
     with session_scope(engine) as s:
-        hashes = s.execute(select(StaffAccount.password_hash).where(StaffAccount.name.in_(["alice", "bob"]))).scalars().all()
+        hashes = (
+            s.execute(select(StaffAccount.password_hash).where(StaffAccount.name.in_(["alice", "bob"]))).scalars().all()
+        )
     assert all(h.startswith("scrypt$") and PASSWORD not in h for h in hashes)
     assert hashes[0] != hashes[1]  # same password, different salt
 
@@ -339,13 +380,23 @@ def test_a_left_message_is_stored_and_listed_as_a_task(web, shop, rasa):
     conversation = "web-leftmessage01"
     handoff_id = new_handoff(shop, conversation)
     store.mark_left_message(conversation)
-    rasa.tracker(conversation)["events"] += [{"event": "user", "text": "转人工"}, {"event": "pause"},
-                                             {"event": "user", "text": "明天上午请打电话给我"}]
+    rasa.tracker(conversation)["events"] += [
+        {"event": "user", "text": "转人工"},
+        {"event": "pause"},
+        {"event": "user", "text": "明天上午请打电话给我"},
+    ]
 
     def kept():
         with session_scope(engine) as s:
-            return s.execute(select(ConversationMessage.text).where(
-                ConversationMessage.handoff_id == handoff_id, ConversationMessage.sender == "customer")).scalars().all()
+            return (
+                s.execute(
+                    select(ConversationMessage.text).where(
+                        ConversationMessage.handoff_id == handoff_id, ConversationMessage.sender == "customer"
+                    )
+                )
+                .scalars()
+                .all()
+            )
 
     assert wait_until(kept) == ["明天上午请打电话给我"]
     agent, _ = login(web, "alice")
@@ -366,8 +417,9 @@ def test_an_unclaimed_handoff_gets_one_polite_update(web, shop, rasa):
     conversation = "web-waitinglong01"
     handoff_id = new_handoff(shop, conversation)
     with session_scope(engine) as s:
-        s.execute(update(HandoffRequest).where(HandoffRequest.id == handoff_id)
-                  .values(created_at=utcnow().replace(year=2020)))
+        s.execute(
+            update(HandoffRequest).where(HandoffRequest.id == handoff_id).values(created_at=utcnow().replace(year=2020))
+        )
 
     def updates():
         return [body["name"] for path, body in rasa.posted if path.endswith("/execute") and f"/{conversation}/" in path]
@@ -383,24 +435,42 @@ def test_agent_replies_are_pushed_to_the_chat_page_and_replayed_after_a_reconnec
     session_token = sign_session_token(conversation, secret=WEB_SECRET)
     # Only the holder of the chat's session token listens to it.
     assert requests.get(f"{web}/api/chat/events", params={"sender": conversation}).status_code == 403
-    assert requests.get(f"{web}/api/chat/events", params={
-        "sender": conversation, "session_token": sign_session_token("web-someoneelse0001", secret=WEB_SECRET),
-    }).status_code == 403
+    assert (
+        requests.get(
+            f"{web}/api/chat/events",
+            params={
+                "sender": conversation,
+                "session_token": sign_session_token("web-someoneelse0001", secret=WEB_SECRET),
+            },
+        ).status_code
+        == 403
+    )
     alice, csrf = login(web, "alice")
     assert alice.post(f"{web}/console/api/handoffs/{handoff_id}/claim", headers={"X-CSRF-Token": csrf}).ok
-    with requests.get(f"{web}/api/chat/events", params={"sender": conversation, "session_token": session_token},
-                      stream=True, timeout=10) as sse:
+    with requests.get(
+        f"{web}/api/chat/events",
+        params={"sender": conversation, "session_token": session_token},
+        stream=True,
+        timeout=10,
+    ) as sse:
         lines = sse.iter_lines(decode_unicode=True)
-        assert alice.post(f"{web}/console/api/handoffs/{handoff_id}/reply", json={"text": "第一条回复"},
-                          headers={"X-CSRF-Token": csrf}).ok
+        assert alice.post(
+            f"{web}/console/api/handoffs/{handoff_id}/reply",
+            json={"text": "第一条回复"},
+            headers={"X-CSRF-Token": csrf},
+        ).ok
         event = json.loads(next(line for line in lines if line.startswith("data:"))[5:])
     assert event["type"] == "bot" and event["agent"] == "alice" and event["messages"] == [{"text": "第一条回复"}]
     # A page that comes back with the last id it saw gets only what it missed.
-    assert alice.post(f"{web}/console/api/handoffs/{handoff_id}/reply", json={"text": "第二条回复"},
-                      headers={"X-CSRF-Token": csrf}).ok
-    with requests.get(f"{web}/api/chat/events",
-                      params={"sender": conversation, "session_token": session_token, "after": event["id"]},
-                      stream=True, timeout=10) as sse:
+    assert alice.post(
+        f"{web}/console/api/handoffs/{handoff_id}/reply", json={"text": "第二条回复"}, headers={"X-CSRF-Token": csrf}
+    ).ok
+    with requests.get(
+        f"{web}/api/chat/events",
+        params={"sender": conversation, "session_token": session_token, "after": event["id"]},
+        stream=True,
+        timeout=10,
+    ) as sse:
         missed = json.loads(next(line for line in sse.iter_lines(decode_unicode=True) if line.startswith("data:"))[5:])
     assert missed["messages"] == [{"text": "第二条回复"}]
 
@@ -435,8 +505,13 @@ def test_a_version_1_database_is_migrated_for_the_console(backend, request, tmp_
 
     root = Path(__file__).resolve().parents[1]
     try:
-        source = subprocess.run(["git", "show", f"{V1_MODELS_COMMIT}:kefu/db/models.py"], cwd=root, check=True,
-                                capture_output=True, text=True).stdout
+        source = subprocess.run(
+            ["git", "show", f"{V1_MODELS_COMMIT}:kefu/db/models.py"],
+            cwd=root,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("the version 1 models are not in this checkout's history")
     v1 = types.ModuleType("kefu_models_v1")
@@ -449,8 +524,11 @@ def test_a_version_1_database_is_migrated_for_the_console(backend, request, tmp_
     v1.Base.metadata.create_all(engine)
     with engine.begin() as conn:
         conn.execute(v1.SchemaVersion.__table__.insert().values(version=1, applied_at=utcnow()))
-        conn.execute(v1.HandoffRequest.__table__.insert().values(
-            conversation_id="old-conversation", reason="complaint", status="waiting", created_at=utcnow()))
+        conn.execute(
+            v1.HandoffRequest.__table__.insert().values(
+                conversation_id="old-conversation", reason="complaint", status="waiting", created_at=utcnow()
+            )
+        )
     assert current_schema_version(engine) == 1
     assert ensure_schema(engine) == SCHEMA_VERSION == current_schema_version(engine) == 2
     columns = {c["name"] for c in inspect(engine).get_columns("handoff_requests")}
@@ -474,8 +552,9 @@ def test_a_left_message_nobody_took_for_long_lets_the_bot_answer_again(web, shop
     store.mark_left_message(conversation)
     rasa.tracker(conversation)["paused"] = True
     with session_scope(engine) as s:
-        s.execute(update(HandoffRequest).where(HandoffRequest.id == handoff_id)
-                  .values(created_at=utcnow().replace(year=2020)))
+        s.execute(
+            update(HandoffRequest).where(HandoffRequest.id == handoff_id).values(created_at=utcnow().replace(year=2020))
+        )
     assert wait_until(lambda: rasa.tracker(conversation)["paused"] is False)
     item = next(i for i in store.open_handoffs() if i.id == handoff_id)
     assert item.left_message and item.status == "waiting"  # still a task for the agents
@@ -488,10 +567,22 @@ def test_kefu_staff_add_reads_the_password_from_stdin(shop):
 
     url, _, store = shop
     env = {**os.environ, "DATABASE_URL": url}
-    added = subprocess.run([sys.executable, "-m", "kefu.cli", "staff", "add", "zed", "--role", "admin"],
-                           input="a long enough password\n", env=env, capture_output=True, text=True, timeout=60)
+    added = subprocess.run(
+        [sys.executable, "-m", "kefu.cli", "staff", "add", "zed", "--role", "admin"],
+        input="a long enough password\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert added.returncode == 0, added.stderr
     assert store.check_login("zed", "a long enough password").staff.role == "admin"
-    short = subprocess.run([sys.executable, "-m", "kefu.cli", "staff", "add", "yan"], input="short\n", env=env,
-                           capture_output=True, text=True, timeout=60)
+    short = subprocess.run(
+        [sys.executable, "-m", "kefu.cli", "staff", "add", "yan"],
+        input="short\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert short.returncode == 2 and "8 characters" in short.stderr

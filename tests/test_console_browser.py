@@ -2,6 +2,7 @@
 agent in the console (two Chromium contexts), against the real Rasa server,
 action server, web server and shop database. Screenshots of both screens
 go to tests/artifacts/."""
+
 from __future__ import annotations
 
 import shutil
@@ -36,24 +37,31 @@ def site(trained_model, tmp_path_factory):
     # Service hours all day, so that the test does not depend on the clock.
     env = {"KEFU_SERVICE_HOURS": "0-24", "KEFU_TOKEN_SECRET": "console-secret", "KEFU_DEMO_LOGIN": "1"}
     with running_servers(trained_model, url, extra_env=env, rasa_args=("--cors", origin)) as servers:
-        with running_web(url, servers.rasa_url, extra_env=env, port=web_port,
-                         log=servers.workdir / "web.log") as web:
+        with running_web(url, servers.rasa_url, extra_env=env, port=web_port, log=servers.workdir / "web.log") as web:
             yield {"origin": web, "servers": servers, "engine": engine, "agent_id": agent.id}
 
 
 def launch(playwright):
     return playwright.chromium.launch(
         executable_path=CHROMIUM,
-        args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-              "--disable-background-networking", "--disable-component-update"],
+        args=[
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-sync",
+            "--disable-background-networking",
+            "--disable-component-update",
+        ],
     )
 
 
 def customer_types(page, text: str) -> None:
     page.fill("#text", text)
     page.click("#send")
-    page.wait_for_function("!document.querySelector('#typing') || document.querySelector('#typing').hidden",
-                           timeout=30000)
+    page.wait_for_function(
+        "!document.querySelector('#typing') || document.querySelector('#typing').hidden", timeout=30000
+    )
 
 
 def bot_rows(page) -> int:
@@ -87,8 +95,7 @@ def test_a_whole_handoff_in_two_browsers(site):
         sender = customer.evaluate("window.kefuChat.state.sender")
         before = bot_rows(customer)
         customer_types(customer, "转人工")
-        customer.wait_for_function(f"document.querySelectorAll('#messages .row.bot').length > {before}",
-                                   timeout=30000)
+        customer.wait_for_function(f"document.querySelectorAll('#messages .row.bot').length > {before}", timeout=30000)
         assert "人工客服" in customer.locator("#messages .row.bot .bubble").last.inner_text()
 
         # The request appears in the console by itself, with its reason and channel.
@@ -110,13 +117,17 @@ def test_a_whole_handoff_in_two_browsers(site):
             customer_types(customer, customer_text)
             agent.wait_for_function(
                 "text => Array.from(document.querySelectorAll('#transcript .line.from-customer .bubble'))"
-                ".some(b => b.textContent === text)", arg=customer_text, timeout=10000)
+                ".some(b => b.textContent === text)",
+                arg=customer_text,
+                timeout=10000,
+            )
             agents_before = customer.locator("#messages .row.bot.agent").count()
             agent.fill("#reply", agent_text)
             sent = time.monotonic()
             agent.click("#send")
             customer.wait_for_function(
-                f"document.querySelectorAll('#messages .row.bot.agent').length > {agents_before}", timeout=5000)
+                f"document.querySelectorAll('#messages .row.bot.agent').length > {agents_before}", timeout=5000
+            )
             latency = time.monotonic() - sent
             print(f"agent reply reached the chat page in {latency:.2f} s")
             assert latency < 1.5
@@ -131,8 +142,9 @@ def test_a_whole_handoff_in_two_browsers(site):
         agent.click("#tag-form button")
         agent.wait_for_selector("#tags .tag", timeout=10000)
         # (a function, not an expression: the console's CSP forbids eval)
-        agent.wait_for_function("() => document.querySelectorAll('#transcript .line.from-agent').length === 2",
-                                timeout=10000)
+        agent.wait_for_function(
+            "() => document.querySelectorAll('#transcript .line.from-agent').length === 2", timeout=10000
+        )
 
         # The bot said nothing while the agent held the conversation.
         assert bot_rows(customer) == bot_rows_when_claimed
@@ -149,16 +161,18 @@ def test_a_whole_handoff_in_two_browsers(site):
         # Hand back: the bot thanks the customer and asks for a rating, on the page without a reload.
         before = bot_rows(customer)
         agent.click("#handback")
-        customer.wait_for_function(f"document.querySelectorAll('#messages .row.bot:not(.agent)').length >= {before + 2}",
-                                   timeout=10000)
+        customer.wait_for_function(
+            f"document.querySelectorAll('#messages .row.bot:not(.agent)').length >= {before + 2}", timeout=10000
+        )
         texts = customer.locator("#messages .row.bot .bubble").all_inner_texts()
         assert "感谢您的耐心" in texts[-2] and "打个分" in texts[-1]
         assert servers.get_json(f"/conversations/{sender}/tracker")["paused"] is False
 
         before = bot_rows(customer)
         customer.locator(".buttons button", has_text="非常满意").last.click()
-        customer.wait_for_function(f"document.querySelectorAll('#messages .row.bot:not(.agent)').length > {before}",
-                                   timeout=30000)
+        customer.wait_for_function(
+            f"document.querySelectorAll('#messages .row.bot:not(.agent)').length > {before}", timeout=30000
+        )
         customer.screenshot(path=str(ARTIFACTS / "chat-after-handback.png"), full_page=True)
         browser.close()
 
@@ -166,8 +180,13 @@ def test_a_whole_handoff_in_two_browsers(site):
     from kefu.db.models import AuditLog
 
     with session_scope(engine) as s:
-        audit = s.execute(select(AuditLog.action, AuditLog.staff_id).where(AuditLog.conversation_id == sender)
-                          .where(AuditLog.staff_id.is_not(None))).all()
+        audit = s.execute(
+            select(AuditLog.action, AuditLog.staff_id)
+            .where(AuditLog.conversation_id == sender)
+            .where(AuditLog.staff_id.is_not(None))
+        ).all()
         assert audit == [("console_view_orders", site["agent_id"])]
-        ratings = s.execute(select(SatisfactionRating).where(SatisfactionRating.conversation_id == sender)).scalars().all()
+        ratings = (
+            s.execute(select(SatisfactionRating).where(SatisfactionRating.conversation_id == sender)).scalars().all()
+        )
         assert [(r.score, r.staff_id) for r in ratings] == [(5, site["agent_id"])]

@@ -1,6 +1,7 @@
 """What the hand-off action says and does depending on the agent console:
 no staff accounts (as before), staff but nobody available (留言, paused),
 an agent available (queued). Runs the action's code on a real database."""
+
 from __future__ import annotations
 
 import asyncio

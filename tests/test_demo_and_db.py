@@ -1,5 +1,6 @@
 """The demo shop's content and determinism, the schema version, and the
 one-line errors for a bad DATABASE_URL."""
+
 from __future__ import annotations
 
 import os
@@ -44,20 +45,30 @@ def test_demo_shop_has_what_the_spec_asks(demo_engine):
     assert categories >= 8
     assert _count(demo_engine, Customer) >= 200
     assert _count(demo_engine, Order) == 1000
-    assert statuses == {"pending_payment", "paid", "shipped", "delivered", "completed", "cancelled", "refunding",
-                        "refunded"}
+    assert statuses == {
+        "pending_payment",
+        "paid",
+        "shipped",
+        "delivered",
+        "completed",
+        "cancelled",
+        "refunding",
+        "refunded",
+    }
     assert _count(demo_engine, Product, Product.stock == 0) > 0
     assert _count(demo_engine, Product, Product.returnable.is_(False)) > 0
     assert _count(demo_engine, AftersalesTicket) > 0
     # Every shipped order has events; no unshipped order has any.
     with demo_engine.connect() as conn:
         shipped_without = conn.execute(
-            select(func.count()).select_from(Order).where(
-                Order.shipped_at.is_not(None), ~Order.id.in_(select(ShipmentEvent.order_id)))
+            select(func.count())
+            .select_from(Order)
+            .where(Order.shipped_at.is_not(None), ~Order.id.in_(select(ShipmentEvent.order_id)))
         ).scalar()
         unshipped_with = conn.execute(
-            select(func.count()).select_from(Order).where(
-                Order.shipped_at.is_(None), Order.id.in_(select(ShipmentEvent.order_id)))
+            select(func.count())
+            .select_from(Order)
+            .where(Order.shipped_at.is_(None), Order.id.in_(select(ShipmentEvent.order_id)))
         ).scalar()
     assert shipped_without == 0 and unshipped_with == 0
 
@@ -80,8 +91,9 @@ def test_same_seed_same_rows(tmp_path):
         seed(engine, orders=300, seed=7)
         with engine.connect() as conn:
             return (
-                conn.execute(select(Order.order_no, Order.status, Order.total_cents, Order.customer_id)
-                             .order_by(Order.id)).all(),
+                conn.execute(
+                    select(Order.order_no, Order.status, Order.total_cents, Order.customer_id).order_by(Order.id)
+                ).all(),
                 conn.execute(select(Customer.name, Customer.phone).order_by(Customer.id)).all(),
                 conn.execute(select(Product.sku, Product.name, Product.price_cents).order_by(Product.id)).all(),
             )
@@ -106,8 +118,13 @@ def test_unreachable_database_raises_a_one_line_error():
 
 @pytest.mark.parametrize("url", ["not a url", "foo://x/y", "postgresql://nobody@127.0.0.1:1/none"])
 def test_cli_names_the_variable_without_a_traceback(url):
-    result = subprocess.run([sys.executable, "-m", "kefu.cli", "db", "check"], capture_output=True, text=True,
-                            env={**os.environ, "DATABASE_URL": url}, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "kefu.cli", "db", "check"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DATABASE_URL": url},
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "DATABASE_URL" in result.stderr
     assert "Traceback" not in result.stderr

@@ -1,6 +1,7 @@
 """Whole conversations over the REST channel against the real servers (the
 trained model, the action server and a freshly seeded SQLite shop), with
 the database checked afterwards."""
+
 from __future__ import annotations
 
 import json
@@ -158,8 +159,11 @@ def test_switch_from_return_to_exchange(bot, shop):
     done = chat.say("确认")
     assert "换货" in done
     with session_scope(engine) as session:
-        kinds = session.execute(select(AftersalesTicket.kind)
-                                .where(AftersalesTicket.conversation_id == chat.sender)).scalars().all()
+        kinds = (
+            session.execute(select(AftersalesTicket.kind).where(AftersalesTicket.conversation_id == chat.sender))
+            .scalars()
+            .all()
+        )
     assert kinds == ["exchange"]
 
 
@@ -171,8 +175,7 @@ def test_cancel_a_paid_order_refunds_it(bot, shop):
     confirm = chat.say(CASES["paid_unshipped"]["phone_tail"])
     assert "退" in confirm
     chat.say("确认")
-    assert count(engine, Order, Order.order_no == CASES["paid_unshipped"]["order_no"],
-                 Order.status == "refunding") == 1
+    assert count(engine, Order, Order.order_no == CASES["paid_unshipped"]["order_no"], Order.status == "refunding") == 1
 
 
 def test_never_mind_ends_the_request_and_a_digression_resumes_it(bot, shop):
@@ -191,8 +194,7 @@ def test_signed_token_counts_as_verification(bot, shop):
     wang = SqlShopRepository(engine).find_order(CASES["delivered_2d"]["order_no"]).customer_id
     chat = Chat(bot, metadata={"customer_token": sign_customer_token(wang, secret=SECRET)})
     chat.say("查一下我的订单")
-    assert any(CASES["shipped"]["order_no"] in b.get("payload", "")
-               for m in chat.last for b in m.get("buttons", []))
+    assert any(CASES["shipped"]["order_no"] in b.get("payload", "") for m in chat.last for b in m.get("buttons", []))
     reply = chat.say(CASES["shipped"]["order_no"])
     assert "索尼WH-1000XM5" in reply  # no phone tail asked
     other = chat.say(f"订单{CASES['li_delivered_5d']['order_no']}什么状态")
@@ -205,16 +207,24 @@ def test_rating_after_something_was_resolved(bot, shop):
     chat.say("iPhone 15多少钱")
     assert "打个分" in chat.say("谢谢")
     chat.say('/rate_service{"score": 5}')
-    assert count(engine, SatisfactionRating, SatisfactionRating.conversation_id == chat.sender,
-                 SatisfactionRating.score == 5) == 1
+    assert (
+        count(
+            engine, SatisfactionRating, SatisfactionRating.conversation_id == chat.sender, SatisfactionRating.score == 5
+        )
+        == 1
+    )
 
 
 def test_free_text_rating(bot, shop):
     _, engine = shop
     chat = Chat(bot)
     chat.say("差评")
-    assert count(engine, SatisfactionRating, SatisfactionRating.conversation_id == chat.sender,
-                 SatisfactionRating.score == 1) == 1
+    assert (
+        count(
+            engine, SatisfactionRating, SatisfactionRating.conversation_id == chat.sender, SatisfactionRating.score == 1
+        )
+        == 1
+    )
 
 
 def test_card_number_is_warned_about_and_stored_masked(bot):
@@ -233,8 +243,9 @@ def test_handoff_on_request(bot, shop):
     assert count(engine, HandoffRequest, HandoffRequest.conversation_id == chat.sender) == 1
 
 
-@pytest.mark.parametrize("text", ["啊" * 10000, "😀😀😀", "'; DROP TABLE orders; --", "   ",
-                                  "<script>alert(1)</script>"])
+@pytest.mark.parametrize(
+    "text", ["啊" * 10000, "😀😀😀", "'; DROP TABLE orders; --", "   ", "<script>alert(1)</script>"]
+)
 def test_odd_input_gets_an_answer_and_loses_nothing(bot, shop, text):
     _, engine = shop
     before = count(engine, Order)
@@ -257,8 +268,16 @@ def test_tracking_number_and_ship_tail_unlock_that_order_only(bot, shop):
     assert not any(CASES["delivered_2d"]["order_no"] in p for p in listed)  # no list of the account's orders
     other = chat.say(f"订单{CASES['delivered_2d']['order_no']}什么状态")
     assert "后四位" in other and "AirPods" not in other  # another order of the same customer: its own tail
-    assert count(engine, AuditLog, AuditLog.conversation_id == chat.sender,
-                 AuditLog.action == "find_order_by_tracking_no", AuditLog.order_id == order.id) == 1
+    assert (
+        count(
+            engine,
+            AuditLog,
+            AuditLog.conversation_id == chat.sender,
+            AuditLog.action == "find_order_by_tracking_no",
+            AuditLog.order_id == order.id,
+        )
+        == 1
+    )
 
 
 def test_guessing_the_tail_from_many_conversations_locks_the_order(bot, shop):
@@ -286,8 +305,12 @@ def order_numbers_shown(chat: Chat) -> list[str]:
 def test_an_openid_a_web_client_writes_into_its_metadata_is_no_identity(bot):
     forged_identity = f"kefuwx1.{WANG_OPENID}.9999999999.{'0' * 64}"
     chat = Chat(bot, metadata={"wechat_openid": WANG_OPENID, "wechat_identity": forged_identity})
-    payload = {"sender": chat.sender, "message": "查一下我的订单", "input_channel": "wechat",
-               "metadata": {**chat.metadata, "session_token": bot.session_token(chat.sender)}}
+    payload = {
+        "sender": chat.sender,
+        "message": "查一下我的订单",
+        "input_channel": "wechat",
+        "metadata": {**chat.metadata, "session_token": bot.session_token(chat.sender)},
+    }
     chat.last = bot.post_json("/webhooks/rest/webhook", payload)
     assert order_numbers_shown(chat) == []
     reply = chat.say(CASES["shipped"]["order_no"])
@@ -303,8 +326,8 @@ def test_a_rest_client_cannot_take_a_conversation_it_was_not_given(bot):
             bot.say(sender, "查一下我的订单", metadata, signed=signed)
         return error.value.code
 
-    assert refused(f"wechat-{WANG_OPENID}") == 403                       # WeChat's conversations
-    assert refused("web-chosen-by-the-client", signed=False) == 403     # no session token
+    assert refused(f"wechat-{WANG_OPENID}") == 403  # WeChat's conversations
+    assert refused("web-chosen-by-the-client", signed=False) == 403  # no session token
     victim = f"e2e-{uuid.uuid4().hex[:12]}"
     assert refused(victim, {"session_token": bot.session_token("e2e-attacker")}) == 403
     assert bot.say(victim, "你好")  # with its own token the sender is served
@@ -315,9 +338,9 @@ def test_disguised_card_and_id_numbers_are_masked_everywhere(bot):
 
     chat = Chat(bot)
     texts = [f"退款退到我的卡{number}" for number in DISGUISED]
-    texts.append("啊" * 600 + f"卡号{CARD}")                     # past the NLU's cut
+    texts.append("啊" * 600 + f"卡号{CARD}")  # past the NLU's cut
     texts.append("我要退货")
-    texts.append(f"原因是{'好' * 505}{CARD}")                   # cut in two by it
+    texts.append(f"原因是{'好' * 505}{CARD}")  # cut in two by it
     for text in texts:
         chat.say(text)
     tracker = json.dumps(bot.get_json(f"/conversations/{chat.sender}/tracker"), ensure_ascii=False)
@@ -328,8 +351,10 @@ def test_disguised_card_and_id_numbers_are_masked_everywhere(bot):
     import sqlite3
 
     with sqlite3.connect(bot.broker_path) as broker:
-        published = [json.dumps(json.loads(row[0]), ensure_ascii=False)  # unescaped, as a consumer reads it
-                     for row in broker.execute("SELECT data FROM events WHERE sender_id = ?", (chat.sender,))]
+        published = [
+            json.dumps(json.loads(row[0]), ensure_ascii=False)  # unescaped, as a consumer reads it
+            for row in broker.execute("SELECT data FROM events WHERE sender_id = ?", (chat.sender,))
+        ]
     assert any("退款退到我的卡" in data for data in published)
     assert sensitive_leaks("".join(published)) == []
 

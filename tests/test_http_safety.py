@@ -1,6 +1,7 @@
 """Endpoint safety of the real Rasa server as production runs it: the HTTP
 API needs the token, CORS allows only configured origins, and oversized
 bodies are refused with 413 before anything is stored."""
+
 from __future__ import annotations
 
 import json
@@ -23,14 +24,19 @@ def server(trained_model, tmp_path_factory):
 
     url = f"sqlite:///{tmp_path_factory.mktemp('safety') / 'shop.sqlite3'}"
     seed(make_engine(url), orders=50)
-    with running_servers(trained_model, url, extra_env={"SANIC_REQUEST_MAX_SIZE": str(MAX_BODY)},
-                         rasa_args=("--auth-token", TOKEN, "--cors", ALLOWED)) as servers:
+    with running_servers(
+        trained_model,
+        url,
+        extra_env={"SANIC_REQUEST_MAX_SIZE": str(MAX_BODY)},
+        rasa_args=("--auth-token", TOKEN, "--cors", ALLOWED),
+    ) as servers:
         yield servers
 
 
 def call(url: str, method: str = "GET", body: bytes | None = None, headers: dict | None = None):
-    request = urllib.request.Request(url, data=body, method=method,
-                                     headers={"Content-Type": "application/json", **(headers or {})})
+    request = urllib.request.Request(
+        url, data=body, method=method, headers={"Content-Type": "application/json", **(headers or {})}
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as res:
             return res.status, dict(res.headers), res.read()
@@ -48,10 +54,14 @@ def test_http_api_requires_the_token(server):
 
 def test_cors_allows_only_the_configured_origin(server):
     preflight = {"Access-Control-Request-Method": "POST"}
-    _, allowed, _ = call(f"{server.rasa_url}/webhooks/rest/webhook", "OPTIONS",
-                         headers={**preflight, "Origin": ALLOWED})
-    _, denied, _ = call(f"{server.rasa_url}/webhooks/rest/webhook", "OPTIONS",
-                        headers={**preflight, "Origin": "https://evil.example.net"})
+    _, allowed, _ = call(
+        f"{server.rasa_url}/webhooks/rest/webhook", "OPTIONS", headers={**preflight, "Origin": ALLOWED}
+    )
+    _, denied, _ = call(
+        f"{server.rasa_url}/webhooks/rest/webhook",
+        "OPTIONS",
+        headers={**preflight, "Origin": "https://evil.example.net"},
+    )
     assert allowed.get("Access-Control-Allow-Origin") == ALLOWED
     assert "Access-Control-Allow-Origin" not in denied
 
@@ -64,6 +74,7 @@ def test_oversized_bodies_get_413_and_nothing_is_stored(server):
     assert status == 200
     events = json.loads(raw)["events"]
     assert not [e for e in events if e.get("event") == "user"]
-    small = json.dumps({"sender": sender, "message": "你好",
-                        "metadata": {"session_token": server.session_token(sender)}}).encode()
+    small = json.dumps(
+        {"sender": sender, "message": "你好", "metadata": {"session_token": server.session_token(sender)}}
+    ).encode()
     assert call(f"{server.rasa_url}/webhooks/rest/webhook", "POST", small)[0] == 200

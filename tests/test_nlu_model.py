@@ -1,5 +1,6 @@
 """The trained NLU: quality on the held-out set (from the `rasa test nlu` run
 that `make test` does before pytest) and normalised entity values."""
+
 from __future__ import annotations
 
 import json
@@ -69,15 +70,18 @@ def _entities(parse: dict) -> dict:
     return {e["entity"]: e["value"] for e in parse["entities"]}
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("苹果15多少钱", {"product": "iPhone 15"}),
-    ("airpods pro2续航多久", {"product": "AirPods Pro 2"}),
-    ("小迷14有货没", {"product": "小米14"}),
-    ("推荐一款三千以内的手机", {"price_max": 3000, "category": "手机"}),
-    ("2k以下的耳机", {"price_max": 2000, "category": "耳机"}),
-    ("訂單2026000000000001到哪了", {"order_no": "2026000000000001"}),
-    ("尾号5678", {"phone_tail": "5678"}),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("苹果15多少钱", {"product": "iPhone 15"}),
+        ("airpods pro2续航多久", {"product": "AirPods Pro 2"}),
+        ("小迷14有货没", {"product": "小米14"}),
+        ("推荐一款三千以内的手机", {"price_max": 3000, "category": "手机"}),
+        ("2k以下的耳机", {"price_max": 2000, "category": "耳机"}),
+        ("訂單2026000000000001到哪了", {"order_no": "2026000000000001"}),
+        ("尾号5678", {"phone_tail": "5678"}),
+    ],
+)
 def test_parse_returns_normalised_values(agent, text, expected):
     entities = _entities(agent(text))
     assert {k: entities.get(k) for k in expected} == expected
@@ -117,16 +121,20 @@ def test_the_eagerly_built_model_predicts_what_rasas_loading_does(agent, trained
     from kefu import rasa_speedups
 
     holdout = yaml.safe_load((Path(__file__).parent / "nlu" / "holdout.yml").read_text(encoding="utf-8"))
-    texts = [line[2:].strip() for block in holdout["nlu"] for line in block["examples"].splitlines()
-             if line.startswith("- ")][::6]
+    texts = [
+        line[2:].strip() for block in holdout["nlu"] for line in block["examples"].splitlines() if line.startswith("- ")
+    ][::6]
     assert RasaModel.__dict__["load"] is not rasa_speedups.ORIGINALS["RasaModel.load"]
     monkeypatch.setattr(RasaModel, "load", rasa_speedups.ORIGINALS["RasaModel.load"])
     stock = Agent.load(str(trained_model))
 
     def outcome(parse: dict) -> tuple:
-        return (parse["intent"]["name"], round(parse["intent"]["confidence"], 5),
-                [(e["entity"], e["value"]) for e in parse["entities"]],
-                json.dumps(parse.get("response_selector", {}), sort_keys=True, ensure_ascii=False))
+        return (
+            parse["intent"]["name"],
+            round(parse["intent"]["confidence"], 5),
+            [(e["entity"], e["value"]) for e in parse["entities"]],
+            json.dumps(parse.get("response_selector", {}), sort_keys=True, ensure_ascii=False),
+        )
 
     assert len(texts) > 60
     for text in texts:

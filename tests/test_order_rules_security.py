@@ -1,6 +1,7 @@
 """Who may see what, guessing the phone tail, and one transaction per
 operation: the service on the SQL repository (SQLite) and on the in-memory
 one, which must behave alike."""
+
 from __future__ import annotations
 
 import uuid
@@ -43,8 +44,9 @@ def audit_rows(repository, order_id):
     if isinstance(repository, InMemoryShopRepository):
         return [(r["action"], r["outcome"]) for r in repository.rows.audit_log if r["order_id"] == order_id]
     with session_scope(repository.engine) as s:
-        return s.execute(select(AuditLog.action, AuditLog.outcome).where(AuditLog.order_id == order_id)
-                         .order_by(AuditLog.id)).all()
+        return s.execute(
+            select(AuditLog.action, AuditLog.outcome).where(AuditLog.order_id == order_id).order_by(AuditLog.id)
+        ).all()
 
 
 def test_wrong_tails_from_many_conversations_lock_the_order_until_the_window_passes(repository):
@@ -83,11 +85,14 @@ def test_a_verified_order_opens_that_order_only(repository):
     conversation = f"c-{uuid.uuid4()}"
     assert service.find_order_by_tracking_no(conversation, mine.tracking_no) == mine
     assert service.accessible_order(conversation, mine.order_no, verified_order_no=mine.order_no) == mine
-    assert service.accessible_order(conversation, other_of_same_customer.order_no,
-                                    verified_order_no=mine.order_no) is None
+    assert (
+        service.accessible_order(conversation, other_of_same_customer.order_no, verified_order_no=mine.order_no) is None
+    )
     # A logged-in customer (a channel-proven id) sees their own orders, not others'.
-    assert service.accessible_order(conversation, other_of_same_customer.order_no,
-                                    customer_id=mine.customer_id) == other_of_same_customer
+    assert (
+        service.accessible_order(conversation, other_of_same_customer.order_no, customer_id=mine.customer_id)
+        == other_of_same_customer
+    )
     stranger = next(c for c in repository_customers(repository) if c != mine.customer_id)
     assert service.accessible_order(conversation, mine.order_no, customer_id=stranger) is None
     assert ("find_order_by_tracking_no", "found") in audit_rows(repository, mine.id)

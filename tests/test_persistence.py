@@ -2,6 +2,7 @@
 it was (conversations in SQLite, kefu.sqlite_event_log), and a backup
 restored into a fresh directory carries the conversation and its tickets
 (`kefu db backup` / `kefu db restore`)."""
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,14 @@ def text_of(messages: list[dict]) -> str:
 
 
 def kefu_cli(*args: str, env: dict) -> str:
-    done = subprocess.run([sys.executable, "-m", "kefu.cli", *args], cwd=ROOT, env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "kefu.cli", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -73,8 +80,10 @@ def test_a_backup_restored_elsewhere_continues_the_conversation_and_its_ticket(t
 
     fresh = tmp_path / "fresh"
     fresh.mkdir()
-    second = {"DATABASE_URL": f"sqlite:///{fresh / 'shop.sqlite3'}",
-              "KEFU_CONVERSATIONS_DB": str(fresh / "conversations.sqlite3")}
+    second = {
+        "DATABASE_URL": f"sqlite:///{fresh / 'shop.sqlite3'}",
+        "KEFU_CONVERSATIONS_DB": str(fresh / "conversations.sqlite3"),
+    }
     kefu_cli("db", "restore", str(tmp_path / "backup"), env=second)
     with running_servers(trained_model, second["DATABASE_URL"], extra_env=second) as servers:
         # The conversation remembers the verified order: its tickets without

@@ -7,6 +7,7 @@ PostgreSQL server does not answer. Each test prints its row of the outcome
 table (turns attempted, answered, apologies, failed, lost, doubled) and
 appends it to var/test/production-faults.jsonl.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -39,8 +40,12 @@ CUSTOMERS = int(os.environ.get("KEFU_FAULT_CUSTOMERS", "8"))
 SECONDS = float(os.environ.get("KEFU_FAULT_SECONDS", "30"))
 POSTGRES_ADMIN_URL = os.environ.get("KEFU_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 CASES = showcase()
-SCRIPTS = conversations(CASES["shipped"]["order_no"], CASES["shipped"]["phone_tail"],
-                        CASES["delivered_2d"]["order_no"], CASES["delivered_2d"]["phone_tail"])
+SCRIPTS = conversations(
+    CASES["shipped"]["order_no"],
+    CASES["shipped"]["phone_tail"],
+    CASES["delivered_2d"]["order_no"],
+    CASES["delivered_2d"]["phone_tail"],
+)
 RESULTS = ROOT / "var" / "test" / "production-faults.jsonl"
 
 
@@ -74,18 +79,31 @@ def load(topology: Topology, name: str, events=(), seconds: float = SECONDS) -> 
     result = asyncio.run(run_load(topology.url, SCRIPTS, CUSTOMERS, seconds, events=list(events)))
     stored = stored_turn_ids(topology.redis(), {t.sender for t in result.turns})
     lost, doubled = lost_and_doubled(result, stored)
-    row = {"fault": name, **result.summary(), "lost": lost, "doubled": doubled, "customers": CUSTOMERS,
-           "seconds": seconds, "at": time.strftime("%Y-%m-%d %H:%M")}
+    row = {
+        "fault": name,
+        **result.summary(),
+        "lost": lost,
+        "doubled": doubled,
+        "customers": CUSTOMERS,
+        "seconds": seconds,
+        "at": time.strftime("%Y-%m-%d %H:%M"),
+    }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with RESULTS.open("a", encoding="utf-8") as out:
         out.write(json.dumps(row, ensure_ascii=False) + "\n")
-    print(f"\n{name}: " + ", ".join(f"{k} {v:.0f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()
-                                    if k not in {"fault", "at"}))
+    print(
+        f"\n{name}: "
+        + ", ".join(
+            f"{k} {v:.0f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items() if k not in {"fault", "at"}
+        )
+    )
     # What the failed and the doubled turns saw, for the log.
     doubled_ids = {turn_id for turn_id, count in stored.items() if count > 1}
     for turn in [t for t in result.turns if not t.answered or t.turn_id in doubled_ids][:6]:
-        print(f"  {'doubled' if turn.turn_id in doubled_ids else 'failed'} turn at {turn.started:.1f} s "
-              f"({turn.text!r}, {turn.attempts} attempts): {turn.errors}")
+        print(
+            f"  {'doubled' if turn.turn_id in doubled_ids else 'failed'} turn at {turn.started:.1f} s "
+            f"({turn.text!r}, {turn.attempts} attempts): {turn.errors}"
+        )
     row["result"] = result
     return row
 
@@ -97,7 +115,8 @@ def tickets_twice(database_url: str) -> int:
     with engine.connect() as conn:
         twice = conn.exec_driver_sql(
             "SELECT count(*) FROM (SELECT order_id, kind FROM aftersales_tickets "
-            "WHERE conversation_id LIKE 'load-%%' GROUP BY order_id, kind HAVING count(*) > 1) AS doubled").scalar()
+            "WHERE conversation_id LIKE 'load-%%' GROUP BY order_id, kind HAVING count(*) > 1) AS doubled"
+        ).scalar()
     engine.dispose()
     return twice
 
@@ -119,7 +138,7 @@ def test_a_killed_replica_loses_nothing(topology):
     assert after and sum(t.answered for t in after) >= len(after) - CUSTOMERS
     assert tickets_twice(topology.database_url) == 0
     topology.healthy()
-    assert topology.pid("rasa-1") != killed["pid"]   # started again by prod.sh
+    assert topology.pid("rasa-1") != killed["pid"]  # started again by prod.sh
 
 
 def test_frozen_action_servers_cost_an_apology_within_10_s(topology):
@@ -162,15 +181,23 @@ def test_postgresql_restarted_apologies_then_service(topology):
         pytest.skip("no local PostgreSQL cluster to restart (pg_ctlcluster)")
 
     def restart() -> None:
-        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart", "-m", "fast"],
-                       check=False, capture_output=True, timeout=60)
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart", "-m", "fast"],
+            check=False,
+            capture_output=True,
+            timeout=60,
+        )
 
     try:
         row = load(topology, "PostgreSQL restarted", events=[(SECONDS / 3, restart)])
     finally:
         # The machine's server is shared: whatever happened, it runs again.
-        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"],
-                       check=False, capture_output=True, timeout=60)
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"],
+            check=False,
+            capture_output=True,
+            timeout=60,
+        )
     result = row["result"]
     assert row["failed"] == 0 and row["lost"] == 0 and row["doubled"] == 0
     assert max(t.latency for t in result.turns) < 10

@@ -2,6 +2,7 @@
 SIGSTOP) costs the customer one apology within 10 s instead of Rasa's
 five minutes of silence, and the next turn works once it is back
 (kefu/rasa_resilience.py)."""
+
 from __future__ import annotations
 
 import os
@@ -82,10 +83,18 @@ def test_replies_to_a_message_id():
     from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
     from rasa.shared.core.trackers import DialogueStateTracker
 
-    tracker = DialogueStateTracker.from_events("x", [
-        UserUttered("一", metadata={"message_id": "a"}), ActionExecuted("utter_x"), BotUttered("答一"),
-        UserUttered("二", metadata={"message_id": "b"}), BotUttered("答二"), BotUttered("再答二"),
-        UserUttered("三")])
+    tracker = DialogueStateTracker.from_events(
+        "x",
+        [
+            UserUttered("一", metadata={"message_id": "a"}),
+            ActionExecuted("utter_x"),
+            BotUttered("答一"),
+            UserUttered("二", metadata={"message_id": "b"}),
+            BotUttered("答二"),
+            BotUttered("再答二"),
+            UserUttered("三"),
+        ],
+    )
     assert [e.text for e in rasa_resilience.replies_to(tracker, "a")] == ["答一"]
     assert [e.text for e in rasa_resilience.replies_to(tracker, "b")] == ["答二", "再答二"]
     assert rasa_resilience.replies_to(tracker, "c") is None

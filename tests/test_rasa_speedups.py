@@ -2,6 +2,7 @@
 every original kept and put back), and each replacement compared with
 Rasa's own computation. The comparisons over every rule and recorded
 conversation are marked slow (left out of `make check`, run by `make test`)."""
+
 from __future__ import annotations
 
 import logging
@@ -100,8 +101,9 @@ def test_a_replacement_that_fails_leaves_stock_rasa(stock_rasa, monkeypatch, cap
 
 
 def test_importing_the_tracker_store_changes_nothing_in_rasa_and_loads_no_tensorflow():
-    code = ("import sys, kefu.tracker_store, kefu.rasa_speedups as s; "
-            "print('tensorflow' in sys.modules, s.is_installed())")
+    code = (
+        "import sys, kefu.tracker_store, kefu.rasa_speedups as s; print('tensorflow' in sys.modules, s.is_installed())"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert result.stdout.split() == ["False", "False"]
 
@@ -112,11 +114,12 @@ def test_importing_our_nlu_components_installs_them():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert result.stdout.split() == ["True"]
 
+
 RESPONSES = [
     {"events": [{"event": "slot", "name": "order_no", "value": "2026000000000001"}], "responses": [{"text": "好的"}]},
     {"events": [{"event": "active_loop", "name": "order_form"}], "responses": []},
     {"events": [], "responses": [{"response": "utter_greet"}]},
-    {"events": [{"event": "slot"}], "responses": []},          # a slot event without a name
+    {"events": [{"event": "slot"}], "responses": []},  # a slot event without a name
     {"events": "not a list", "responses": []},
     {"events": [{"event": "bogus_event"}], "responses": []},
 ]
@@ -161,6 +164,7 @@ def test_event_types_resolve_as_before():
         Event.resolve_by_type("no_such_event")
     events = [{"event": "slot", "name": "order_no", "value": "1"}, {"event": "action", "name": "action_listen"}]
     from rasa.shared.core.events import deserialise_events
+
     assert [type(e) for e in deserialise_events(events)] == [SlotSet, ActionExecuted]
 
 
@@ -178,11 +182,14 @@ def conversations():
     from rasa.shared.importers.importer import TrainingDataImporter
 
     importer = TrainingDataImporter.load_from_config(
-        config_path=str(ROOT / "config.yml"), domain_path=str(ROOT / "domain"),
-        training_data_paths=[str(ROOT / "data" / "nlu"), str(ROOT / "data" / "rules"), str(ROOT / "tests" / "stories")])
+        config_path=str(ROOT / "config.yml"),
+        domain_path=str(ROOT / "domain"),
+        training_data_paths=[str(ROOT / "data" / "nlu"), str(ROOT / "data" / "rules"), str(ROOT / "tests" / "stories")],
+    )
     domain = importer.get_domain()
-    trackers = TrainingDataGenerator(importer.get_stories(), domain, augmentation_factor=0,
-                                     use_story_concatenation=False, remove_duplicates=False).generate()
+    trackers = TrainingDataGenerator(
+        importer.get_stories(), domain, augmentation_factor=0, use_story_concatenation=False, remove_duplicates=False
+    ).generate()
     assert len(trackers) > 100
     return domain, trackers
 
@@ -226,8 +233,9 @@ def test_kept_dialogue_states_equal_rasas_at_every_turn(conversations):
                 for use_text in (False, True):
                     for unlikely in (False, True):
                         arguments_after = (domain, use_text, ignore, rule_only_data, unlikely)
-                        assert memo_featurizer.prediction_states([live], *arguments_after) \
-                            == memo_featurizer.prediction_states([plain], *arguments_after)
+                        assert memo_featurizer.prediction_states(
+                            [live], *arguments_after
+                        ) == memo_featurizer.prediction_states([plain], *arguments_after)
     assert live._kefu_states and live._kefu_applied, "the caches were used"
     assert compared > 1000 and rewinds > 10, (compared, rewinds)
 
@@ -260,13 +268,15 @@ def test_actions_receive_the_recent_user_turns(domain, setting, expected_user_tu
     payload = RemoteAction("action_fallback", endpoint)._action_call_format(tracker, domain)
 
     events = payload["tracker"]["events"]
-    assert [e["text"] for e in events if e["event"] == "user"] == \
-        [f"第{t}句" for t in range(30 - expected_user_turns, 30)]
+    assert [e["text"] for e in events if e["event"] == "user"] == [
+        f"第{t}句" for t in range(30 - expected_user_turns, 30)
+    ]
     assert events[-1] == tracker.events[-1].as_dict()
     # Everything but the events is what stock Rasa sends.
     everything = tracker.current_state(EventVerbosity.ALL)
-    assert {k: v for k, v in payload["tracker"].items() if k != "events"} == \
-        {k: v for k, v in everything.items() if k != "events"}
+    assert {k: v for k, v in payload["tracker"].items() if k != "events"} == {
+        k: v for k, v in everything.items() if k != "events"
+    }
     assert payload["tracker"]["slots"]["order_no"] == "2026000000000029"
     if expected_user_turns == 30:
         assert events == everything["events"]
@@ -280,10 +290,17 @@ def _observable_state(tracker):
             return "event", id(event)
         return "own", {k: v for k, v in event.as_dict().items() if k != "timestamp"}
 
-    return (tracker.current_state(EventVerbosity.ALL), [id(e) for e in tracker.events],
-            {name: (slot.value, slot.has_been_set) for name, slot in tracker.slots.items()},
-            message(tracker.latest_message), message(tracker.latest_bot_utterance), tracker.active_loop,
-            tracker.followup_action, tracker.is_paused(), tracker.events.maxlen)
+    return (
+        tracker.current_state(EventVerbosity.ALL),
+        [id(e) for e in tracker.events],
+        {name: (slot.value, slot.has_been_set) for name, slot in tracker.slots.items()},
+        message(tracker.latest_message),
+        message(tracker.latest_bot_utterance),
+        tracker.active_loop,
+        tracker.followup_action,
+        tracker.is_paused(),
+        tracker.events.maxlen,
+    )
 
 
 @pytest.mark.slow
@@ -309,11 +326,21 @@ def test_copies_of_live_trackers_equal_rasas_replayed_copies(conversations):
     assert rasa_speedups.install()
     domain, trackers = conversations
     # Events no rule or story has: pause, restart, follow-up, rejected and interrupted loops.
-    unusual = [ActionExecuted("action_listen"), UserUttered("查订单", {"name": "order_status", "confidence": 1.0}),
-               ActionExecuted("order_form"), ActiveLoop("order_form"), BotUttered("请告诉我订单号"),
-               ActionExecutionRejected("order_form"), LoopInterrupted(True), FollowupAction("action_handoff"),
-               ConversationPaused(), ConversationResumed(), ConversationPaused(), Restarted(),
-               ActionExecuted("action_listen")]
+    unusual = [
+        ActionExecuted("action_listen"),
+        UserUttered("查订单", {"name": "order_status", "confidence": 1.0}),
+        ActionExecuted("order_form"),
+        ActiveLoop("order_form"),
+        BotUttered("请告诉我订单号"),
+        ActionExecutionRejected("order_form"),
+        LoopInterrupted(True),
+        FollowupAction("action_handoff"),
+        ConversationPaused(),
+        ConversationResumed(),
+        ConversationPaused(),
+        Restarted(),
+        ActionExecuted("action_listen"),
+    ]
     compared = 0
     for events in [t.events for t in trackers] + [unusual]:
         live = DialogueStateTracker("conversation", domain.slots)
@@ -346,13 +373,23 @@ def rule_policy(conversations, tmp_path_factory):
 
     domain, _ = conversations
     importer = TrainingDataImporter.load_from_config(
-        config_path=str(ROOT / "config.yml"), domain_path=str(ROOT / "domain"),
-        training_data_paths=[str(ROOT / "data" / "nlu"), str(ROOT / "data" / "rules")])
+        config_path=str(ROOT / "config.yml"),
+        domain_path=str(ROOT / "domain"),
+        training_data_paths=[str(ROOT / "data" / "nlu"), str(ROOT / "data" / "rules")],
+    )
     rules = TrainingDataGenerator(importer.get_stories(), domain, augmentation_factor=0).generate()
-    config = {**RulePolicy.get_default_config(), "core_fallback_threshold": 0.3,
-              "core_fallback_action_name": "action_fallback", "enable_fallback_prediction": True}
-    policy = RulePolicy.create(config, LocalModelStorage(tmp_path_factory.mktemp("rules")), Resource("rules"),
-                               ExecutionContext(GraphSchema({}), "test"))
+    config = {
+        **RulePolicy.get_default_config(),
+        "core_fallback_threshold": 0.3,
+        "core_fallback_action_name": "action_fallback",
+        "enable_fallback_prediction": True,
+    }
+    policy = RulePolicy.create(
+        config,
+        LocalModelStorage(tmp_path_factory.mktemp("rules")),
+        Resource("rules"),
+        ExecutionContext(GraphSchema({}), "test"),
+    )
     policy.train(rules, domain)
     return policy
 
@@ -378,17 +415,19 @@ def test_rules_predict_the_same_from_the_recent_states(conversations, rule_polic
             plain = live.copy()  # not live: Rasa's own computation
             recent = rule_policy.predict_action_probabilities(live, domain)
             whole = rule_policy.predict_action_probabilities(plain, domain)
-            assert (recent.probabilities, recent.events, recent.hide_rule_turn, recent.is_end_to_end_prediction) == \
-                (whole.probabilities, whole.events, whole.hide_rule_turn, whole.is_end_to_end_prediction), \
-                (tracker.sender_id, event)
+            assert (recent.probabilities, recent.events, recent.hide_rule_turn, recent.is_end_to_end_prediction) == (
+                whole.probabilities,
+                whole.events,
+                whole.hide_rule_turn,
+                whole.is_end_to_end_prediction,
+            ), (tracker.sender_id, event)
             recent_states = rule_policy._prediction_states(live, domain)
             whole_states = rule_policy._prediction_states(plain, domain)
-            assert recent_states == whole_states[-len(recent_states):]
+            assert recent_states == whole_states[-len(recent_states) :]
             for lookup in (rule_policy.lookup[RULES], rule_policy.lookup[RULES_FOR_LOOP_UNHAPPY_PATH]):
-                assert rule_policy._get_possible_keys(lookup, recent_states) == \
-                    rule_policy._get_possible_keys(lookup, whole_states), (tracker.sender_id, event)
+                assert rule_policy._get_possible_keys(lookup, recent_states) == rule_policy._get_possible_keys(
+                    lookup, whole_states
+                ), (tracker.sender_id, event)
             cut += len(recent_states) < len(whole_states)
             compared += 1
     assert compared > 500 and cut > 100, (compared, cut)
-
-

@@ -1,5 +1,6 @@
 """The data-access interface against a seeded database: SQLite always,
 PostgreSQL on the loopback server (skipped, with the reason, if absent)."""
+
 from __future__ import annotations
 
 import threading
@@ -86,10 +87,12 @@ def test_catalogue_terms(repository):
 def test_create_ticket_is_idempotent(repository):
     order = repository.find_order(CASES["delivered_2d"]["order_no"])
     key = f"test-{uuid.uuid4()}"
-    first, created = repository.create_ticket(request_key=key, kind="return", order_id=order.id,
-                                              customer_id=order.customer_id, reason="不喜欢")
-    again, created_again = repository.create_ticket(request_key=key, kind="return", order_id=order.id,
-                                                    customer_id=order.customer_id, reason="不喜欢")
+    first, created = repository.create_ticket(
+        request_key=key, kind="return", order_id=order.id, customer_id=order.customer_id, reason="不喜欢"
+    )
+    again, created_again = repository.create_ticket(
+        request_key=key, kind="return", order_id=order.id, customer_id=order.customer_id, reason="不喜欢"
+    )
     assert created and not created_again and first.ticket_no == again.ticket_no
     assert sum(t.ticket_no == first.ticket_no for t in repository.tickets_of_order(order.id)) == 1
 
@@ -100,8 +103,11 @@ def test_racing_ticket_requests_create_one_ticket(repository):
     results = []
 
     def submit():
-        results.append(repository.create_ticket(request_key=key, kind="return", order_id=order.id,
-                                                customer_id=order.customer_id, reason="质量问题"))
+        results.append(
+            repository.create_ticket(
+                request_key=key, kind="return", order_id=order.id, customer_id=order.customer_id, reason="质量问题"
+            )
+        )
 
     threads = [threading.Thread(target=submit) for _ in range(6)]
     for thread in threads:
@@ -125,9 +131,16 @@ def test_conditional_transitions(repository):
 
     source = repository.find_order(CASES["pending_payment"]["order_no"])
     with session_scope(repository.engine) as session:
-        order = Order(order_no=f"9{uuid.uuid4().int % 10**15:015d}", customer_id=source.customer_id,
-                      status="pending_payment", total_cents=100, created_at=utcnow(), ship_name="测试",
-                      ship_phone="13800138000", ship_address="北京市朝阳区建国路1号")
+        order = Order(
+            order_no=f"9{uuid.uuid4().int % 10**15:015d}",
+            customer_id=source.customer_id,
+            status="pending_payment",
+            total_cents=100,
+            created_at=utcnow(),
+            ship_name="测试",
+            ship_phone="13800138000",
+            ship_address="北京市朝阳区建国路1号",
+        )
         session.add(order)
         session.flush()
         order_id = order.id

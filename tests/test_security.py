@@ -2,6 +2,7 @@
 action server, the chat page's endpoints, the start-up checks, tokens and
 the masking of sensitive numbers. (The WeChat channel: tests/test_wechat.py;
 conversations over the REST channel: tests/test_e2e.py.)"""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def call(url: str, method: str = "GET", body: dict | None = None, headers: dict | None = None):
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json", **(headers or {})})
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as res:
             return res.status, res.read().decode()
@@ -32,19 +34,20 @@ def call(url: str, method: str = "GET", body: dict | None = None, headers: dict 
 
 # --- 1. the action server ---------------------------------------------------
 
+
 def test_the_action_servers_gate():
     from kefu.action_server import request_allowed
 
     secret = "s3cret"
     assert request_allowed("/webhook", "127.0.0.1", "s3cret", secret)
-    assert not request_allowed("/webhook", "127.0.0.1", None, secret)       # loopback, no secret
+    assert not request_allowed("/webhook", "127.0.0.1", None, secret)  # loopback, no secret
     assert not request_allowed("/webhook", "10.0.0.5", "wrong", secret)
     assert not request_allowed("/webhook", "10.0.0.5", "s3cret\u00e9", secret)  # non-ASCII: refused, no crash
-    assert request_allowed("/webhook", "::1", None, "")                     # no secret: loopback only
+    assert request_allowed("/webhook", "::1", None, "")  # no secret: loopback only
     assert not request_allowed("/webhook", "10.0.0.5", None, "")
     assert not request_allowed("/webhook", "192.168.1.20", None, "")
     assert not request_allowed("/actions", "203.0.113.9", None, "")
-    assert request_allowed("/health", "203.0.113.9", None, secret)          # the probe says nothing
+    assert request_allowed("/health", "203.0.113.9", None, secret)  # the probe says nothing
 
 
 def test_the_action_server_refuses_to_listen_beyond_loopback_without_a_secret():
@@ -53,9 +56,14 @@ def test_the_action_server_refuses_to_listen_beyond_loopback_without_a_secret():
     assert action_server_problem("0.0.0.0", "") and action_server_problem("10.0.0.5", "")
     assert action_server_problem("127.0.0.1", "") is None
     assert action_server_problem("0.0.0.0", "s3cret") is None
-    started = subprocess.run([sys.executable, "-m", "kefu.action_server", "--host", "0.0.0.0", "--port",
-                              str(free_port())], cwd=ROOT, env={**os.environ, "KEFU_ACTION_SECRET": ""},
-                             capture_output=True, text=True, timeout=120)
+    started = subprocess.run(
+        [sys.executable, "-m", "kefu.action_server", "--host", "0.0.0.0", "--port", str(free_port())],
+        cwd=ROOT,
+        env={**os.environ, "KEFU_ACTION_SECRET": ""},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert started.returncode != 0 and "KEFU_ACTION_SECRET" in started.stderr
 
 
@@ -74,12 +82,20 @@ def _listening_addresses(port: int) -> set[str]:
 def action_server(tmp_path_factory):
     port, secret = free_port(), "action-test-secret"
     log = tmp_path_factory.mktemp("actions") / "actions.log"
-    env = {**os.environ, "KEFU_ACTION_SECRET": secret,
-           "DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('shop') / 'shop.sqlite3'}"}
+    env = {
+        **os.environ,
+        "KEFU_ACTION_SECRET": secret,
+        "DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('shop') / 'shop.sqlite3'}",
+    }
     env.pop("KEFU_ACTIONS_HOST", None)
-    process = subprocess.Popen([sys.executable, "-m", "kefu.action_server", "--actions", "actions", "--port",
-                                str(port)], cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kefu.action_server", "--actions", "actions", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         wait_for(f"http://127.0.0.1:{port}/health", process, log, seconds=120)
         yield port, secret
@@ -89,10 +105,19 @@ def action_server(tmp_path_factory):
         _stop(process)
 
 
-FORGED_CALL = {"next_action": "action_start_order_request", "version": "3.6.21", "domain": {},
-               "tracker": {"sender_id": "attacker", "slots": {"customer_id": 1.0}, "events": [],
-                           "latest_message": {"intent": {"name": "query_order"}, "entities": [], "text": "我的订单"},
-                           "active_loop": {}, "paused": False}}
+FORGED_CALL = {
+    "next_action": "action_start_order_request",
+    "version": "3.6.21",
+    "domain": {},
+    "tracker": {
+        "sender_id": "attacker",
+        "slots": {"customer_id": 1.0},
+        "events": [],
+        "latest_message": {"intent": {"name": "query_order"}, "entities": [], "text": "我的订单"},
+        "active_loop": {},
+        "paused": False,
+    },
+}
 
 
 def test_the_launcher_listens_on_loopback_and_wants_the_secret(action_server):
@@ -115,14 +140,20 @@ def test_an_action_failure_does_not_echo_the_tracker(action_server):
 
 # --- 5. the demo login, and the chat page's sessions ------------------------
 
+
 @pytest.fixture()
 def chat_page(tmp_path):
     def start(**env):
         port = free_port()
         log = tmp_path / f"web-{port}.log"
         clean = {k: v for k, v in os.environ.items() if k not in ("KEFU_DEMO_LOGIN", "KEFU_TOKEN_SECRET")}
-        process = subprocess.Popen([sys.executable, "-m", "kefu.web", "--port", str(port)], cwd=ROOT,
-                                   env={**clean, **env}, stdout=log.open("w"), stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kefu.web", "--port", str(port)],
+            cwd=ROOT,
+            env={**clean, **env},
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
         started.append(process)
         wait_for(f"http://127.0.0.1:{port}/", process, log, seconds=60)
         return f"http://127.0.0.1:{port}"
@@ -150,8 +181,10 @@ def test_the_demo_login_is_refused_beyond_loopback():
     assert demo_login_allowed("127.0.0.1", {"KEFU_DEMO_LOGIN": "1", "KEFU_TOKEN_SECRET": "x"})
     assert not demo_login_allowed("0.0.0.0", {"KEFU_DEMO_LOGIN": "1", "KEFU_TOKEN_SECRET": "x"})
     assert not demo_login_allowed("127.0.0.1", {"KEFU_TOKEN_SECRET": "x"})
-    assert any("KEFU_DEMO_LOGIN" in p for p in problems({"KEFU_HOST": "0.0.0.0", "RASA_AUTH_TOKEN": "t",
-                                                         "KEFU_DEMO_LOGIN": "1"}))
+    assert any(
+        "KEFU_DEMO_LOGIN" in p
+        for p in problems({"KEFU_HOST": "0.0.0.0", "RASA_AUTH_TOKEN": "t", "KEFU_DEMO_LOGIN": "1"})
+    )
 
 
 def test_the_page_gets_its_sender_id_from_the_server(chat_page):
@@ -168,6 +201,7 @@ def test_the_page_gets_its_sender_id_from_the_server(chat_page):
 
 # --- 6. Rasa's HTTP API beyond loopback -------------------------------------
 
+
 def test_make_run_refuses_an_open_http_api_beyond_loopback():
     from kefu.exposure import problems
 
@@ -175,8 +209,14 @@ def test_make_run_refuses_an_open_http_api_beyond_loopback():
     assert problems({"KEFU_HOST": "0.0.0.0", "RASA_AUTH_TOKEN": "t"}) == []
     assert problems({"KEFU_HOST": "0.0.0.0", "RASA_JWT_SECRET": "j"}) == []
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RASA_", "KEFU_"))}
-    refused = subprocess.run([sys.executable, "-m", "kefu.exposure"], cwd=ROOT, capture_output=True, text=True,
-                             env={**env, "KEFU_HOST": "0.0.0.0"}, timeout=60)
+    refused = subprocess.run(
+        [sys.executable, "-m", "kefu.exposure"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**env, "KEFU_HOST": "0.0.0.0"},
+        timeout=60,
+    )
     assert refused.returncode == 1 and "RASA_AUTH_TOKEN" in refused.stderr
 
 
@@ -187,11 +227,22 @@ def test_run_sh_checks_before_it_starts_anything(tmp_path):
     import signal
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RASA_", "KEFU_"))}
-    env.update(KEFU_HOST="0.0.0.0", KEFU_RASA_PORT=str(free_port()), KEFU_WEB_PORT=str(free_port()),
-               KEFU_VENV=str(Path(sys.executable).parents[1]),
-               DATABASE_URL=f"sqlite:///{tmp_path / 'missing-directory' / 'never.sqlite3'}")
-    process = subprocess.Popen(["bash", str(ROOT / "scripts" / "run.sh")], cwd=ROOT, env=env, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    env.update(
+        KEFU_HOST="0.0.0.0",
+        KEFU_RASA_PORT=str(free_port()),
+        KEFU_WEB_PORT=str(free_port()),
+        KEFU_VENV=str(Path(sys.executable).parents[1]),
+        DATABASE_URL=f"sqlite:///{tmp_path / 'missing-directory' / 'never.sqlite3'}",
+    )
+    process = subprocess.Popen(
+        ["bash", str(ROOT / "scripts" / "run.sh")],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         _, stderr = process.communicate(timeout=120)
     finally:
@@ -205,8 +256,17 @@ def test_run_sh_checks_before_it_starts_anything(tmp_path):
 
 # --- 10. tokens ---------------------------------------------------------------
 
-@pytest.mark.parametrize("junk", ["kefu1.1.9999999999.ä" + "0" * 63, "kefu1.１.9999999999.abc", "kefu1.1.２.abc",
-                                  "\u00e9" * 300, "kefu1.1.9999999999.\udcff"])
+
+@pytest.mark.parametrize(
+    "junk",
+    [
+        "kefu1.1.9999999999.ä" + "0" * 63,
+        "kefu1.１.9999999999.abc",
+        "kefu1.1.２.abc",
+        "\u00e9" * 300,
+        "kefu1.1.9999999999.\udcff",
+    ],
+)
 def test_tokens_with_odd_characters_are_refused_not_a_crash(junk):
     from kefu.shop.tokens import verify_customer_token, verify_session_token, verify_wechat_identity
 
@@ -254,14 +314,17 @@ def test_web_channels_refuse_foreign_sender_ids_and_drop_server_only_metadata(mo
     monkeypatch.setenv("KEFU_TOKEN_SECRET", "s")
     good = {"session_token": sign_session_token("web-abc")}
     assert sender_refusal("web-abc", good) is None
-    assert sender_refusal("web-abd", good)                       # another sender's token
-    assert sender_refusal("web-abc", {})                         # none at all
-    assert sender_refusal("wechat-oKefuDemoWangXiaoMing0000001",
-                          {"session_token": sign_session_token("wechat-oKefuDemoWangXiaoMing0000001")})
-    assert client_metadata({"wechat_openid": "o", "wechat_identity": "x", "customer_token": "t"}) == \
-        {"customer_token": "t"}
+    assert sender_refusal("web-abd", good)  # another sender's token
+    assert sender_refusal("web-abc", {})  # none at all
+    assert sender_refusal(
+        "wechat-oKefuDemoWangXiaoMing0000001",
+        {"session_token": sign_session_token("wechat-oKefuDemoWangXiaoMing0000001")},
+    )
+    assert client_metadata({"wechat_openid": "o", "wechat_identity": "x", "customer_token": "t"}) == {
+        "customer_token": "t"
+    }
     monkeypatch.delenv("KEFU_TOKEN_SECRET")
-    assert sender_refusal("web-abc", good)                       # no secret: nothing is accepted
+    assert sender_refusal("web-abc", good)  # no secret: nothing is accepted
 
 
 def test_a_failed_rest_message_is_logged_masked(caplog):

@@ -1,5 +1,6 @@
 """Service rules of docs/shop.md, as pure functions and through the
 service layer against a seeded SQLite database (the real data layer)."""
+
 from __future__ import annotations
 
 import uuid
@@ -20,22 +21,51 @@ NOW = datetime(2026, 11, 24, 12, 0, 0)
 CASES = showcase()
 
 
-def make_order(status="delivered", delivered_days=None, returnable=True,
-               warranty=12) -> tuple[OrderView, OrderItemView]:
-    item = OrderItemView(product_id=1, product_name="测试商品", quantity=1, unit_price_cents=100,
-                         returnable=returnable, warranty_months=warranty)
+def make_order(
+    status="delivered", delivered_days=None, returnable=True, warranty=12
+) -> tuple[OrderView, OrderItemView]:
+    item = OrderItemView(
+        product_id=1,
+        product_name="测试商品",
+        quantity=1,
+        unit_price_cents=100,
+        returnable=returnable,
+        warranty_months=warranty,
+    )
     delivered = NOW - timedelta(days=delivered_days) if delivered_days is not None else None
-    order = OrderView(id=1, order_no="2026000000009999", customer_id=1, status=status, total_cents=100,
-                      created_at=NOW - timedelta(days=30), paid_at=None, shipped_at=None, delivered_at=delivered,
-                      carrier=None, tracking_no=None, ship_name="张三", ship_phone="13800138000",
-                      ship_address="北京市朝阳区建国路1号", items=(item,))
+    order = OrderView(
+        id=1,
+        order_no="2026000000009999",
+        customer_id=1,
+        status=status,
+        total_cents=100,
+        created_at=NOW - timedelta(days=30),
+        paid_at=None,
+        shipped_at=None,
+        delivered_at=delivered,
+        carrier=None,
+        tracking_no=None,
+        ship_name="张三",
+        ship_phone="13800138000",
+        ship_address="北京市朝阳区建国路1号",
+        items=(item,),
+    )
     return order, item
 
 
-@pytest.mark.parametrize("status, allowed", [
-    ("pending_payment", True), ("paid", True), ("shipped", False), ("delivered", False),
-    ("completed", False), ("cancelled", False), ("refunding", False), ("refunded", False),
-])
+@pytest.mark.parametrize(
+    "status, allowed",
+    [
+        ("pending_payment", True),
+        ("paid", True),
+        ("shipped", False),
+        ("delivered", False),
+        ("completed", False),
+        ("cancelled", False),
+        ("refunding", False),
+        ("refunded", False),
+    ],
+)
 def test_cancel_and_change_address_only_before_shipping(status, allowed):
     order, _ = make_order(status)
     assert bool(rules.can_cancel(order)) is allowed
@@ -47,60 +77,72 @@ def test_a_paid_order_is_cancelled_by_refunding_it():
     assert rules.status_after_cancel(make_order("pending_payment")[0]) == "cancelled"
 
 
-@pytest.mark.parametrize("days, returnable, reason, allowed, rule", [
-    (2, True, "不喜欢", True, "return_ok"),
-    (7, True, "不喜欢", True, "return_ok"),
-    (7.01, True, "不喜欢", False, "return_window"),
-    (10, True, "质量问题", False, "return_window"),
-    (2, False, "不喜欢", False, "return_not_returnable"),
-    (2, False, "质量问题", True, "return_ok"),
-    (None, True, "不喜欢", False, "return_not_delivered"),
-])
+@pytest.mark.parametrize(
+    "days, returnable, reason, allowed, rule",
+    [
+        (2, True, "不喜欢", True, "return_ok"),
+        (7, True, "不喜欢", True, "return_ok"),
+        (7.01, True, "不喜欢", False, "return_window"),
+        (10, True, "质量问题", False, "return_window"),
+        (2, False, "不喜欢", False, "return_not_returnable"),
+        (2, False, "质量问题", True, "return_ok"),
+        (None, True, "不喜欢", False, "return_not_delivered"),
+    ],
+)
 def test_return_rules(days, returnable, reason, allowed, rule):
     order, item = make_order("delivered" if days is not None else "shipped", days, returnable)
     decision = rules.can_return(order, item, reason, NOW)
     assert (decision.allowed, decision.rule) == (allowed, rule)
 
 
-@pytest.mark.parametrize("days, returnable, reason, allowed, rule", [
-    (10, True, "尺码不合适", True, "exchange_ok"),
-    (15, True, "质量问题", True, "exchange_ok"),
-    (15.01, True, "质量问题", False, "exchange_window"),
-    (5, False, "尺码不合适", False, "exchange_not_returnable"),
-    (5, False, "质量问题", True, "exchange_ok"),
-    (5, True, "不喜欢", False, "exchange_reason"),
-    (None, True, "质量问题", False, "exchange_not_delivered"),
-])
+@pytest.mark.parametrize(
+    "days, returnable, reason, allowed, rule",
+    [
+        (10, True, "尺码不合适", True, "exchange_ok"),
+        (15, True, "质量问题", True, "exchange_ok"),
+        (15.01, True, "质量问题", False, "exchange_window"),
+        (5, False, "尺码不合适", False, "exchange_not_returnable"),
+        (5, False, "质量问题", True, "exchange_ok"),
+        (5, True, "不喜欢", False, "exchange_reason"),
+        (None, True, "质量问题", False, "exchange_not_delivered"),
+    ],
+)
 def test_exchange_rules(days, returnable, reason, allowed, rule):
     order, item = make_order("delivered" if days is not None else "paid", days, returnable)
     decision = rules.can_exchange(order, item, reason, NOW)
     assert (decision.allowed, decision.rule) == (allowed, rule)
 
 
-@pytest.mark.parametrize("days, warranty, allowed, rule", [
-    (100, 12, True, "repair_ok"),
-    (359, 12, True, "repair_ok"),
-    (361, 12, False, "repair_warranty_expired"),
-    (400, 12, False, "repair_warranty_expired"),
-    (5, 0, False, "repair_no_warranty"),
-    (None, 12, False, "repair_not_delivered"),
-])
+@pytest.mark.parametrize(
+    "days, warranty, allowed, rule",
+    [
+        (100, 12, True, "repair_ok"),
+        (359, 12, True, "repair_ok"),
+        (361, 12, False, "repair_warranty_expired"),
+        (400, 12, False, "repair_warranty_expired"),
+        (5, 0, False, "repair_no_warranty"),
+        (None, 12, False, "repair_not_delivered"),
+    ],
+)
 def test_repair_rules(days, warranty, allowed, rule):
     order, item = make_order("completed" if days is not None else "shipped", days, warranty=warranty)
     decision = rules.can_repair(order, item, NOW)
     assert (decision.allowed, decision.rule) == (allowed, rule)
 
 
-@pytest.mark.parametrize("status, approved_return, allowed, rule", [
-    ("paid", False, True, "refund_cancel_unshipped"),
-    ("delivered", True, True, "refund_after_return"),
-    ("delivered", False, False, "refund_needs_return"),
-    ("shipped", False, False, "refund_needs_return"),
-    ("refunding", False, False, "refund_in_progress"),
-    ("refunded", False, False, "refund_done"),
-    ("pending_payment", False, False, "refund_unpaid"),
-    ("cancelled", False, False, "refund_cancelled_order"),
-])
+@pytest.mark.parametrize(
+    "status, approved_return, allowed, rule",
+    [
+        ("paid", False, True, "refund_cancel_unshipped"),
+        ("delivered", True, True, "refund_after_return"),
+        ("delivered", False, False, "refund_needs_return"),
+        ("shipped", False, False, "refund_needs_return"),
+        ("refunding", False, False, "refund_in_progress"),
+        ("refunded", False, False, "refund_done"),
+        ("pending_payment", False, False, "refund_unpaid"),
+        ("cancelled", False, False, "refund_cancelled_order"),
+    ],
+)
 def test_refund_rules(status, approved_return, allowed, rule):
     decision = rules.can_refund(make_order(status, 3)[0], approved_return)
     assert (decision.allowed, decision.rule) == (allowed, rule)
@@ -134,8 +176,11 @@ def _tickets(repository, conversation):
 
 def _audits(repository, conversation):
     with session_scope(repository.engine) as session:
-        return session.execute(select(AuditLog.action, AuditLog.outcome)
-                               .where(AuditLog.conversation_id == conversation).order_by(AuditLog.id)).all()
+        return session.execute(
+            select(AuditLog.action, AuditLog.outcome)
+            .where(AuditLog.conversation_id == conversation)
+            .order_by(AuditLog.id)
+        ).all()
 
 
 def test_every_lookup_is_audited_and_other_customers_orders_are_not_found(service, sqlite_repository):
@@ -149,8 +194,12 @@ def test_every_lookup_is_audited_and_other_customers_orders_are_not_found(servic
     assert service.verify_phone_tail(conversation, order, "5678") is Verification.VERIFIED
     assert service.find_order_by_tracking_no(conversation, order.tracking_no) == order
     assert _audits(sqlite_repository, conversation) == [
-        ("find_order", "found"), ("find_order", "not_found"), ("find_order", "other_customer"),
-        ("verify_phone_tail", "wrong_tail"), ("verify_phone_tail", "verified"), ("find_order_by_tracking_no", "found"),
+        ("find_order", "found"),
+        ("find_order", "not_found"),
+        ("find_order", "other_customer"),
+        ("verify_phone_tail", "wrong_tail"),
+        ("verify_phone_tail", "verified"),
+        ("find_order_by_tracking_no", "found"),
     ]
 
 
@@ -164,12 +213,15 @@ def test_return_creates_one_ticket_even_when_confirmed_twice(service, sqlite_rep
     assert _tickets(sqlite_repository, conversation) == 1
 
 
-@pytest.mark.parametrize("case, kind, reason, rule", [
-    ("delivered_10d", "return", "不喜欢", "return_window"),
-    ("delivered_2d_custom", "return", "不喜欢", "return_not_returnable"),
-    ("delivered_400d", "repair", "屏幕坏了", "repair_warranty_expired"),
-    ("shipped", "exchange", "质量问题", "exchange_not_delivered"),
-])
+@pytest.mark.parametrize(
+    "case, kind, reason, rule",
+    [
+        ("delivered_10d", "return", "不喜欢", "return_window"),
+        ("delivered_2d_custom", "return", "不喜欢", "return_not_returnable"),
+        ("delivered_400d", "repair", "屏幕坏了", "repair_warranty_expired"),
+        ("shipped", "exchange", "质量问题", "exchange_not_delivered"),
+    ],
+)
 def test_refused_requests_name_the_rule_and_create_no_ticket(service, sqlite_repository, case, kind, reason, rule):
     conversation = f"c-{uuid.uuid4()}"
     order = sqlite_repository.find_order(CASES[case]["order_no"])
@@ -203,12 +255,17 @@ def test_cancel_paid_order_refunds_and_cancel_twice_is_refused(tmp_path):
     assert outcome.decision and outcome.order.status == "refunding" and outcome.ticket.kind == "refund"
     again = service.cancel(conversation, order)  # stale view: the database says refunding now
     assert not again.decision
-    address = service.change_address(conversation, service.repository.find_order(CASES["pending_payment"]["order_no"]),
-                                     "广东省深圳市南山区科技园路9号")
+    address = service.change_address(
+        conversation,
+        service.repository.find_order(CASES["pending_payment"]["order_no"]),
+        "广东省深圳市南山区科技园路9号",
+    )
     assert address.decision and address.order.ship_address.startswith("广东省深圳市")
     shipped = service.repository.find_order(CASES["shipped"]["order_no"])
-    assert service.change_address(conversation, shipped, "广东省深圳市南山区科技园路9号").decision.rule == \
-        "address_after_shipping"
+    assert (
+        service.change_address(conversation, shipped, "广东省深圳市南山区科技园路9号").decision.rule
+        == "address_after_shipping"
+    )
 
 
 def test_request_key_identifies_one_request():

@@ -3,6 +3,7 @@ session, all sessions, masked card numbers), append-only writes, and when a
 live tracker may be handed out again. Each test runs on the in-memory log,
 on a SQLite file and on the loopback Redis (skipped, with the reason, when
 Redis does not answer)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -181,7 +182,7 @@ def test_a_tracker_changed_but_not_saved_is_not_handed_out(make_store):
     tracker = run(store.retrieve("frank"))
     run(store.save(tracker))
     assert run(store.retrieve("frank")) is tracker
-    turn(tracker, "半路出错的一轮")          # a turn that failed before it was saved
+    turn(tracker, "半路出错的一轮")  # a turn that failed before it was saved
     again = run(store.retrieve("frank"))
     assert again is not tracker
     assert len(again.events) == len(tracker.events) - 4
@@ -272,8 +273,14 @@ from kefu.testing import CARD, DISGUISED, sensitive_leaks  # noqa: E402 - the ma
 def test_disguised_numbers_are_masked_in_text_slots_metadata_and_bot_replies(make_store, text):
     store = make_store()
     tracker = new_conversation(store, "erin")
-    tracker.update(UserUttered(f"卡号是{text}", {"name": "query_order", "confidence": 1.0},
-                               parse_data={"text": f"卡号是{text}", "kefu_raw_text": text}, metadata={"note": text}))
+    tracker.update(
+        UserUttered(
+            f"卡号是{text}",
+            {"name": "query_order", "confidence": 1.0},
+            parse_data={"text": f"卡号是{text}", "kefu_raw_text": text},
+            metadata={"note": text},
+        )
+    )
     tracker.update(SlotSet("order_no", text))
     tracker.update(BotUttered(f"您说的是{text}吗", data={"custom": {"echo": text}}))
     run(store.save(tracker))
@@ -311,10 +318,10 @@ def test_the_in_memory_store_forgets_idle_conversations_and_stays_bounded():
     for sender in ("a", "b", "c"):
         log.replace(sender, ["{}"], 0)
     now[0] += 300
-    log.append("a", ["{}"], None)          # a is in use; b and c are idle
-    log.replace("d", ["{}"], 0)            # the fourth pushes out the least recently used
+    log.append("a", ["{}"], None)  # a is in use; b and c are idle
+    log.replace("d", ["{}"], 0)  # the fourth pushes out the least recently used
     assert sorted(log.senders()) == ["a", "c", "d"]
-    now[0] += 301                          # c now idle for 601 s
+    now[0] += 301  # c now idle for 601 s
     assert log.read("c", current_session=True) is None
     assert log.read("a", current_session=True).texts == ["{}", "{}"]
     now[0] += 601

@@ -1,5 +1,6 @@
 """The NLU training data: coverage of the contract, no contradictions, and
 entity annotations on jieba token boundaries (DIET silently ignores the rest)."""
+
 from __future__ import annotations
 
 import re
@@ -12,11 +13,38 @@ ROOT = Path(__file__).resolve().parents[1]
 CONTRACT = ROOT / "docs" / "intents.md"
 
 CONTRACT_INTENTS = {
-    "greet", "goodbye", "thank", "affirm", "deny", "bot_challenge", "human_handoff", "out_of_scope",
-    "product_price", "product_stock", "product_spec", "product_recommend", "order_status", "track_shipment",
-    "cancel_order", "change_address", "inform", "request_return", "request_exchange", "request_refund",
-    "request_repair", "complaint", "aftersales_status", "payment_methods", "payment_failed", "security_report",
-    "account_security", "shipping_policy", "return_policy", "invoice", "promotions", "rate_service",
+    "greet",
+    "goodbye",
+    "thank",
+    "affirm",
+    "deny",
+    "bot_challenge",
+    "human_handoff",
+    "out_of_scope",
+    "product_price",
+    "product_stock",
+    "product_spec",
+    "product_recommend",
+    "order_status",
+    "track_shipment",
+    "cancel_order",
+    "change_address",
+    "inform",
+    "request_return",
+    "request_exchange",
+    "request_refund",
+    "request_repair",
+    "complaint",
+    "aftersales_status",
+    "payment_methods",
+    "payment_failed",
+    "security_report",
+    "account_security",
+    "shipping_policy",
+    "return_policy",
+    "invoice",
+    "promotions",
+    "rate_service",
 }
 FAQ = {"payment_methods", "shipping_policy", "return_policy", "invoice"}
 DIET_ENTITIES = {"size", "color", "reason"}
@@ -63,8 +91,9 @@ def test_no_sentence_is_labelled_with_two_intents(training_data):
 
 def test_training_data_annotates_only_the_entities_diet_learns(training_data):
     annotated = {e["entity"] for m in training_data.training_examples for e in m.get("entities") or []}
-    assert annotated <= DIET_ENTITIES, \
+    assert annotated <= DIET_ENTITIES, (
         f"rule/catalogue entities annotated in training data: {annotated - DIET_ENTITIES}"
+    )
 
 
 def test_entity_annotations_fall_on_jieba_token_boundaries(training_data):

@@ -1,6 +1,7 @@
 """The WeChat Official Account channel, with messages built and signed the
 way WeChat does, in plain and AES safe mode. A stand-in bot replaces the
 Rasa agent so that timing (the 5-second deadline) is under the test's control."""
+
 from __future__ import annotations
 
 import asyncio
@@ -30,15 +31,19 @@ def sign(*parts: str) -> str:
 
 
 def text_xml(content: str, msg_id: str = "1001", openid: str = "oUser123") -> str:
-    return (f"<xml><ToUserName><![CDATA[gh_shop]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
-            f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
-            f"<Content><![CDATA[{content}]]></Content><MsgId>{msg_id}</MsgId></xml>")
+    return (
+        f"<xml><ToUserName><![CDATA[gh_shop]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
+        f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+        f"<Content><![CDATA[{content}]]></Content><MsgId>{msg_id}</MsgId></xml>"
+    )
 
 
 def event_xml(event: str, openid: str = "oUser123") -> str:
-    return (f"<xml><ToUserName><![CDATA[gh_shop]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
-            f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
-            f"<Event><![CDATA[{event}]]></Event></xml>")
+    return (
+        f"<xml><ToUserName><![CDATA[gh_shop]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
+        f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+        f"<Event><![CDATA[{event}]]></Event></xml>"
+    )
 
 
 class FakeBot:
@@ -126,15 +131,19 @@ def server(tmp_path_factory):
     from kefu.db.engine import make_engine
 
     shared = f"sqlite:///{tmp_path_factory.mktemp('wechat') / 'state.sqlite3'}"
-    workers = {name: (WeChatInput(TOKEN, state=DatabaseStateStore(make_engine(shared))), bot)
-               for name, bot in WORKER_BOTS.items()}
-    running = Server({
-        "plain": (WeChatInput(TOKEN), PLAIN_BOT),
-        "slow": (WeChatInput(TOKEN, reply_timeout=0.2, client=API), SLOW_BOT),
-        "safe": (WeChatInput(TOKEN, app_id=APP_ID, encoding_aes_key=AES_KEY), SAFE_BOT),
-        "failing": (WeChatInput(TOKEN), FAILING_BOT),
-        **workers,
-    }).start()
+    workers = {
+        name: (WeChatInput(TOKEN, state=DatabaseStateStore(make_engine(shared))), bot)
+        for name, bot in WORKER_BOTS.items()
+    }
+    running = Server(
+        {
+            "plain": (WeChatInput(TOKEN), PLAIN_BOT),
+            "slow": (WeChatInput(TOKEN, reply_timeout=0.2, client=API), SLOW_BOT),
+            "safe": (WeChatInput(TOKEN, app_id=APP_ID, encoding_aes_key=AES_KEY), SAFE_BOT),
+            "failing": (WeChatInput(TOKEN), FAILING_BOT),
+            **workers,
+        }
+    ).start()
     yield running
     running.stop()
 
@@ -215,12 +224,21 @@ def test_safe_mode_decrypts_and_encrypts(server):
     timestamp, nonce = str(int(time.time())), "nonce99"
     encrypted = crypto.encrypt_message(text_xml("退货", msg_id()), nonce, timestamp)
     signature_of = lambda xml: re.search(r"<MsgSignature><!\[CDATA\[(.*?)\]\]>", xml).group(1)  # noqa: E731
-    params = {"timestamp": timestamp, "nonce": nonce, "signature": sign(TOKEN, timestamp, nonce),
-              "msg_signature": signature_of(encrypted), "encrypt_type": "aes"}
+    params = {
+        "timestamp": timestamp,
+        "nonce": nonce,
+        "signature": sign(TOKEN, timestamp, nonce),
+        "msg_signature": signature_of(encrypted),
+        "encrypt_type": "aes",
+    }
     status, text = server.request("safe", "POST", params, encrypted)
     assert status == 200 and "<Encrypt>" in text and "退货" not in text
-    reply = crypto.decrypt_message(text, signature_of(text), re.search(r"<TimeStamp>(.*?)</TimeStamp>", text).group(1),
-                                   re.search(r"<Nonce><!\[CDATA\[(.*?)\]\]>", text).group(1))
+    reply = crypto.decrypt_message(
+        text,
+        signature_of(text),
+        re.search(r"<TimeStamp>(.*?)</TimeStamp>", text).group(1),
+        re.search(r"<Nonce><!\[CDATA\[(.*?)\]\]>", text).group(1),
+    )
     assert "收到：退货" in reply
     forged = crypto.encrypt_message(text_xml("退货", msg_id()), nonce, timestamp)
     assert server.request("safe", "POST", dict(params, msg_signature="0" * 40), forged)[0] == 403

@@ -18,6 +18,7 @@ anyone could continue a conversation whose id they guessed or saw), any
 Configured in credentials.yml under their class names; the REST one keeps
 the URL /webhooks/rest/webhook.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -60,18 +61,21 @@ def client_metadata(metadata: object) -> dict[str, Any]:
     return {key: value for key, value in metadata.items() if key not in tokens.SERVER_ONLY_METADATA_KEYS}
 
 
-def failures_logged_masked(on_new_message: Callable[[UserMessage], Awaitable[Any]]
-                           ) -> Callable[[UserMessage], Awaitable[Any]]:
+def failures_logged_masked(
+    on_new_message: Callable[[UserMessage], Awaitable[Any]],
+) -> Callable[[UserMessage], Awaitable[Any]]:
     """`on_new_message` whose failures and timeouts are logged here, with
     the text masked: Rasa's REST handler would log the whole text."""
+
     async def handle(message: UserMessage) -> Any:
         try:
             return await on_new_message(message)
         except asyncio.CancelledError:
             logger.error("rest: the message from %s timed out", message.sender_id)
         except Exception:  # noqa: BLE001 - answered with what was collected, as Rasa does
-            logger.exception("rest: the message from %s failed: %s", message.sender_id,
-                             mask_sensitive(message.text or ""))
+            logger.exception(
+                "rest: the message from %s failed: %s", message.sender_id, mask_sensitive(message.text or "")
+            )
         return None
 
     return handle
@@ -140,4 +144,3 @@ class VerifiedSocketIOInput(SocketIOInput):
             await sio.emit("session_confirm", session_id, room=sid)
 
         return webhook
-

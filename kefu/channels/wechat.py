@@ -29,6 +29,7 @@ URL: /webhooks/wechat/webhook. Configure in credentials.yml:
   kefu.shop.tokens, needs KEFU_TOKEN_SECRET): only then does an openid bound
   to a customer count as verification.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -87,7 +88,9 @@ def render_text(messages: List[Dict[Text, Any]]) -> str:
             parts.append(message["text"])
         custom = message.get("custom") or {}
         if custom.get("type") in ("product_card", "order_card"):
-            parts.append(f"【{custom.get('name') or custom.get('title', '')}】{custom.get('price') or custom.get('status', '')}")
+            parts.append(
+                f"【{custom.get('name') or custom.get('title', '')}】{custom.get('price') or custom.get('status', '')}"
+            )
         buttons = message.get("buttons") or []
         if buttons:
             parts.append("\n".join(f"{i}. {b.get('title', '')}" for i, b in enumerate(buttons, start=1)))
@@ -111,9 +114,16 @@ class WeChatInput(InputChannel):
             state=state_store(credentials.get("redis_url") or None),
         )
 
-    def __init__(self, token: str, app_id: str = "", app_secret: str = "", encoding_aes_key: str = "",
-                 reply_timeout: float = 4.5,
-                 client: Optional[Any] = None, state: Optional[StateStore] = None) -> None:
+    def __init__(
+        self,
+        token: str,
+        app_id: str = "",
+        app_secret: str = "",
+        encoding_aes_key: str = "",
+        reply_timeout: float = 4.5,
+        client: Optional[Any] = None,
+        state: Optional[StateStore] = None,
+    ) -> None:
         self.token = token
         self.app_id = app_id
         self.encoding_aes_key = encoding_aes_key
@@ -131,8 +141,7 @@ class WeChatInput(InputChannel):
     @property
     def client(self):
         if self._client is None:
-            self._client = CustomerServiceClient(self.app_id, self._app_secret,
-                                                 session=AccessTokenStorage(self.state))
+            self._client = CustomerServiceClient(self.app_id, self._app_secret, session=AccessTokenStorage(self.state))
         return self._client
 
     def _signature_ok(self, request: Request) -> bool:
@@ -196,7 +205,9 @@ class WeChatInput(InputChannel):
         body = request.body.decode("utf-8")
         if self.crypto is not None:
             args = request.args
-            body = self.crypto.decrypt_message(body, args.get("msg_signature"), args.get("timestamp"), args.get("nonce"))
+            body = self.crypto.decrypt_message(
+                body, args.get("msg_signature"), args.get("timestamp"), args.get("nonce")
+            )
         return parse_message(body)
 
     def _reply(self, message, text: str, request: Request) -> HTTPResponse:
@@ -232,8 +243,9 @@ class WeChatInput(InputChannel):
         identity = tokens.sign_wechat_identity(openid)
         if identity:
             metadata[tokens.WECHAT_METADATA_KEY] = identity
-        user_message = UserMessage(text, collector, sender_id=f"wechat-{openid}", input_channel=self.name(),
-                                   metadata=metadata)
+        user_message = UserMessage(
+            text, collector, sender_id=f"wechat-{openid}", input_channel=self.name(), metadata=metadata
+        )
         task = asyncio.ensure_future(on_new_message(user_message))
         try:
             await asyncio.wait_for(asyncio.shield(task), timeout=self.reply_timeout)

@@ -7,6 +7,7 @@ database, table `wechat_state`, created here when missing (it is not part of
 the shop's schema: nothing else reads it, and losing it costs at most a
 repeated answer or a new access token).
 """
+
 from __future__ import annotations
 
 import json
@@ -97,7 +98,8 @@ class DatabaseStateStore(StateStore):
         self._engine = engine if engine is not None else get_engine()
         metadata = MetaData()
         self._table = Table(
-            "wechat_state", metadata,
+            "wechat_state",
+            metadata,
             Column("key", String(200), primary_key=True),
             Column("value", Text, nullable=False),
             Column("expires_at", Float, nullable=False, index=True),
@@ -133,8 +135,9 @@ class DatabaseStateStore(StateStore):
         from kefu.db.engine import session_scope
 
         with session_scope(self._engine) as session:
-            return session.execute(select(self._table.c.value).where(
-                self._table.c.key == key, self._table.c.expires_at >= time.time())).scalar_one_or_none()
+            return session.execute(
+                select(self._table.c.value).where(self._table.c.key == key, self._table.c.expires_at >= time.time())
+            ).scalar_one_or_none()
 
     def delete(self, key):
         from sqlalchemy import delete

@@ -1,4 +1,5 @@
 """Password hashing for staff accounts: salted scrypt from the standard library."""
+
 from __future__ import annotations
 
 import hashlib
@@ -22,8 +23,14 @@ def verify_password(password: str, stored: str) -> bool:
         scheme, n, r, p, salt_hex, digest_hex = stored.split("$")
         if scheme != "scrypt":
             return False
-        digest = hashlib.scrypt(password.encode("utf-8"), salt=bytes.fromhex(salt_hex), n=int(n), r=int(r),
-                                p=int(p), dklen=len(digest_hex) // 2)
+        digest = hashlib.scrypt(
+            password.encode("utf-8"),
+            salt=bytes.fromhex(salt_hex),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            dklen=len(digest_hex) // 2,
+        )
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(digest.hex(), digest_hex)

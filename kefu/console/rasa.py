@@ -5,6 +5,7 @@ Taking over pauses the conversation with Rasa's own ConversationPaused event
 handing back appends ConversationResumed. What the agent says is appended as
 `bot` events so the tracker keeps the whole conversation.
 """
+
 from __future__ import annotations
 
 import logging
@@ -60,8 +61,9 @@ class RasaClient:
         return f"/conversations/{quote(conversation_id, safe='')}"
 
     async def tracker(self, conversation_id: str) -> dict:
-        result = await self._call("GET", self._conversation(conversation_id) + "/tracker",
-                                  include_events="AFTER_RESTART")
+        result = await self._call(
+            "GET", self._conversation(conversation_id) + "/tracker", include_events="AFTER_RESTART"
+        )
         return result if isinstance(result, dict) else {}
 
     async def append_events(self, conversation_id: str, events: list[dict]) -> None:
@@ -74,8 +76,7 @@ class RasaClient:
         await self.append_events(conversation_id, [{"event": "resume"}])
 
     async def say_as_agent(self, conversation_id: str, text: str, agent: str) -> None:
-        await self.append_events(conversation_id, [{"event": "bot", "text": text,
-                                                    "metadata": {"kefu_agent": agent}}])
+        await self.append_events(conversation_id, [{"event": "bot", "text": text, "metadata": {"kefu_agent": agent}}])
 
     async def send_response(self, conversation_id: str, response: str) -> list[dict]:
         """Run one of the domain's responses in the conversation; its messages.
@@ -83,8 +84,9 @@ class RasaClient:
         Rasa's /execute runs only that action (no prediction after it); the
         action_listen appended after it leaves the conversation as after any
         bot turn, so the next message is understood in context."""
-        result = await self._call("POST", self._conversation(conversation_id) + "/execute",
-                                  {"name": response}, include_events="NONE")
+        result = await self._call(
+            "POST", self._conversation(conversation_id) + "/execute", {"name": response}, include_events="NONE"
+        )
         await self.append_events(conversation_id, [{"event": "action", "name": "action_listen"}])
         messages = (result or {}).get("messages") if isinstance(result, dict) else None
         return [m for m in messages or [] if isinstance(m, dict)]
@@ -106,8 +108,9 @@ def transcript(tracker: dict) -> list[dict]:
             if not text and (event.get("data") or {}).get("custom"):
                 text = "[卡片]"
             if text:
-                lines.append({"who": "agent" if agent else "bot", "agent": agent, "text": text,
-                              "t": event.get("timestamp")})
+                lines.append(
+                    {"who": "agent" if agent else "bot", "agent": agent, "text": text, "t": event.get("timestamp")}
+                )
     return lines
 
 

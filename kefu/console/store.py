@@ -4,6 +4,7 @@ Everything the console keeps lives in the shop database, so a console
 restart, or several Rasa workers, lose nothing: accounts and sessions, who
 holds which hand-off, what agents said, notes, tags and canned replies.
 """
+
 from __future__ import annotations
 
 import logging
@@ -142,8 +143,14 @@ class ConsoleStore:
                 existing.failed_logins, existing.locked_until, existing.disabled = 0, None, False
                 s.flush()
                 return Staff(existing.id, existing.name, existing.role)
-            account = StaffAccount(name=name, role=role, password_hash=hash_password(password), failed_logins=0,
-                                   created_at=utcnow(), disabled=False)
+            account = StaffAccount(
+                name=name,
+                role=role,
+                password_hash=hash_password(password),
+                failed_logins=0,
+                created_at=utcnow(),
+                disabled=False,
+            )
             s.add(account)
             s.flush()
             return Staff(account.id, account.name, account.role)
@@ -173,8 +180,15 @@ class ConsoleStore:
         token, csrf = new_token(), new_token()
         now = utcnow()
         with self._session() as s:
-            s.add(StaffSession(token_hash=token_hash(token), staff_id=staff_id, csrf_token=csrf, created_at=now,
-                               expires_at=now + timedelta(hours=SESSION_HOURS)))
+            s.add(
+                StaffSession(
+                    token_hash=token_hash(token),
+                    staff_id=staff_id,
+                    csrf_token=csrf,
+                    created_at=now,
+                    expires_at=now + timedelta(hours=SESSION_HOURS),
+                )
+            )
         return token, csrf
 
     def signed_in(self, token: str | None) -> SignedIn | None:
@@ -217,10 +231,14 @@ class ConsoleStore:
     def agents_available(self) -> bool:
         since = utcnow() - timedelta(seconds=AVAILABLE_WINDOW_SECONDS)
         with self._session() as s:
-            return s.execute(
-                select(func.count(StaffAccount.id)).where(StaffAccount.last_seen_at >= since,
-                                                          StaffAccount.disabled.is_(False))
-            ).scalar_one() > 0
+            return (
+                s.execute(
+                    select(func.count(StaffAccount.id)).where(
+                        StaffAccount.last_seen_at >= since, StaffAccount.disabled.is_(False)
+                    )
+                ).scalar_one()
+                > 0
+            )
 
     # --- hand-offs ----------------------------------------------------------
     def open_handoffs(self) -> list[HandoffRow]:
@@ -233,8 +251,17 @@ class ConsoleStore:
                 .order_by(HandoffRequest.status.desc(), HandoffRequest.created_at, HandoffRequest.id)
             ).all()
             handoffs = [
-                HandoffRow(h.id, h.conversation_id, h.reason, h.status, h.created_at, h.claimed_by, name,
-                           h.claimed_at, bool(h.left_message))
+                HandoffRow(
+                    h.id,
+                    h.conversation_id,
+                    h.reason,
+                    h.status,
+                    h.created_at,
+                    h.claimed_by,
+                    name,
+                    h.claimed_at,
+                    bool(h.left_message),
+                )
                 for h, name in rows
             ]
             if handoffs:
@@ -258,8 +285,17 @@ class ConsoleStore:
             h = s.get(HandoffRequest, handoff_id)
             if h is None:
                 return None
-            return HandoffRow(h.id, h.conversation_id, h.reason, h.status, h.created_at, h.claimed_by, None,
-                              h.claimed_at, bool(h.left_message))
+            return HandoffRow(
+                h.id,
+                h.conversation_id,
+                h.reason,
+                h.status,
+                h.created_at,
+                h.claimed_by,
+                None,
+                h.claimed_at,
+                bool(h.left_message),
+            )
 
     def claim(self, handoff_id: int, staff_id: int) -> ClaimResult:
         """Exactly one agent wins: the update only matches a waiting row."""
@@ -284,9 +320,15 @@ class ConsoleStore:
     def release(self, handoff_id: int, staff_id: int) -> None:
         """Undo a claim (the conversation could not be paused)."""
         with self._session() as s:
-            s.execute(update(HandoffRequest).where(HandoffRequest.id == handoff_id, HandoffRequest.claimed_by == staff_id,
-                                                   HandoffRequest.status == "taken")
-                      .values(status="waiting", claimed_by=None, claimed_at=None))
+            s.execute(
+                update(HandoffRequest)
+                .where(
+                    HandoffRequest.id == handoff_id,
+                    HandoffRequest.claimed_by == staff_id,
+                    HandoffRequest.status == "taken",
+                )
+                .values(status="waiting", claimed_by=None, claimed_at=None)
+            )
 
     def hand_back(self, handoff_id: int, staff_id: int) -> str | None:
         """Close a hand-off the agent holds; its conversation id, or None if not theirs."""
@@ -309,20 +351,32 @@ class ConsoleStore:
 
     def mark_left_message(self, conversation_id: str) -> None:
         with self._session() as s:
-            s.execute(update(HandoffRequest).where(HandoffRequest.conversation_id == conversation_id,
-                                                   HandoffRequest.status == "waiting").values(left_message=True))
+            s.execute(
+                update(HandoffRequest)
+                .where(HandoffRequest.conversation_id == conversation_id, HandoffRequest.status == "waiting")
+                .values(left_message=True)
+            )
 
     def due_for_update(self) -> list[HandoffRow]:
         """Waiting too long, not told yet, and not a 留言 (they were told already)."""
         before = utcnow() - timedelta(seconds=handoff_update_seconds())
         with self._session() as s:
-            rows = s.execute(
-                select(HandoffRequest).where(HandoffRequest.status == "waiting", HandoffRequest.created_at <= before,
-                                             HandoffRequest.reminded_at.is_(None),
-                                             HandoffRequest.left_message.is_(False))
-            ).scalars().all()
-            return [HandoffRow(h.id, h.conversation_id, h.reason, h.status, h.created_at, None, None, None, False)
-                    for h in rows]
+            rows = (
+                s.execute(
+                    select(HandoffRequest).where(
+                        HandoffRequest.status == "waiting",
+                        HandoffRequest.created_at <= before,
+                        HandoffRequest.reminded_at.is_(None),
+                        HandoffRequest.left_message.is_(False),
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            return [
+                HandoffRow(h.id, h.conversation_id, h.reason, h.status, h.created_at, None, None, None, False)
+                for h in rows
+            ]
 
     def stale_left_messages(self) -> list[HandoffRow]:
         """留言 nobody took within KEFU_LEFT_MESSAGE_HOURS: the bot answers again
@@ -333,21 +387,34 @@ class ConsoleStore:
             hours = 12
         before = utcnow() - timedelta(hours=hours)
         with self._session() as s:
-            rows = s.execute(
-                select(HandoffRequest).where(HandoffRequest.status == "waiting", HandoffRequest.created_at <= before,
-                                             HandoffRequest.reminded_at.is_(None),
-                                             HandoffRequest.left_message.is_(True))
-            ).scalars().all()
-            return [HandoffRow(h.id, h.conversation_id, h.reason, h.status, h.created_at, None, None, None, True)
-                    for h in rows]
+            rows = (
+                s.execute(
+                    select(HandoffRequest).where(
+                        HandoffRequest.status == "waiting",
+                        HandoffRequest.created_at <= before,
+                        HandoffRequest.reminded_at.is_(None),
+                        HandoffRequest.left_message.is_(True),
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            return [
+                HandoffRow(h.id, h.conversation_id, h.reason, h.status, h.created_at, None, None, None, True)
+                for h in rows
+            ]
 
     def mark_updated(self, handoff_id: int) -> bool:
         """True only for the first caller: the update is sent once."""
         with self._session() as s:
-            return s.execute(
-                update(HandoffRequest).where(HandoffRequest.id == handoff_id, HandoffRequest.reminded_at.is_(None))
-                .values(reminded_at=utcnow())
-            ).rowcount == 1
+            return (
+                s.execute(
+                    update(HandoffRequest)
+                    .where(HandoffRequest.id == handoff_id, HandoffRequest.reminded_at.is_(None))
+                    .values(reminded_at=utcnow())
+                ).rowcount
+                == 1
+            )
 
     def history(self, conversation_id: str, limit: int = 10) -> list[dict]:
         """Past hand-offs of a conversation, newest first."""
@@ -356,17 +423,33 @@ class ConsoleStore:
                 select(HandoffRequest, StaffAccount.name)
                 .outerjoin(StaffAccount, StaffAccount.id == HandoffRequest.claimed_by)
                 .where(HandoffRequest.conversation_id == conversation_id)
-                .order_by(HandoffRequest.id.desc()).limit(limit)
+                .order_by(HandoffRequest.id.desc())
+                .limit(limit)
             ).all()
-            return [{"id": h.id, "reason": h.reason, "status": h.status, "created_at": h.created_at,
-                     "agent": name} for h, name in rows]
+            return [
+                {"id": h.id, "reason": h.reason, "status": h.status, "created_at": h.created_at, "agent": name}
+                for h, name in rows
+            ]
 
     # --- messages -----------------------------------------------------------
-    def add_message(self, conversation_id: str, sender: str, text: str, *, staff_id: int | None = None,
-                    handoff_id: int | None = None) -> int:
+    def add_message(
+        self,
+        conversation_id: str,
+        sender: str,
+        text: str,
+        *,
+        staff_id: int | None = None,
+        handoff_id: int | None = None,
+    ) -> int:
         with self._session() as s:
-            message = ConversationMessage(conversation_id=conversation_id, handoff_id=handoff_id, sender=sender,
-                                          staff_id=staff_id, text=text[:2000], created_at=utcnow())
+            message = ConversationMessage(
+                conversation_id=conversation_id,
+                handoff_id=handoff_id,
+                sender=sender,
+                staff_id=staff_id,
+                text=text[:2000],
+                created_at=utcnow(),
+            )
             s.add(message)
             s.flush()
             return message.id
@@ -376,13 +459,21 @@ class ConsoleStore:
         (留言), once: `texts` is everything said since; the new tail is added."""
         with self._session() as s:
             kept = s.execute(
-                select(func.count(ConversationMessage.id)).where(ConversationMessage.handoff_id == handoff_id,
-                                                                 ConversationMessage.sender == "customer")
+                select(func.count(ConversationMessage.id)).where(
+                    ConversationMessage.handoff_id == handoff_id, ConversationMessage.sender == "customer"
+                )
             ).scalar_one()
             now = utcnow()
             for text in texts[kept:]:
-                s.add(ConversationMessage(conversation_id=conversation_id, handoff_id=handoff_id, sender="customer",
-                                          text=text[:2000], created_at=now))
+                s.add(
+                    ConversationMessage(
+                        conversation_id=conversation_id,
+                        handoff_id=handoff_id,
+                        sender="customer",
+                        text=text[:2000],
+                        created_at=now,
+                    )
+                )
             return max(0, len(texts) - kept)
 
     def agent_messages_after(self, conversation_id: str, after_id: int) -> list[dict]:
@@ -391,18 +482,28 @@ class ConsoleStore:
             rows = s.execute(
                 select(ConversationMessage, StaffAccount.name)
                 .outerjoin(StaffAccount, StaffAccount.id == ConversationMessage.staff_id)
-                .where(ConversationMessage.conversation_id == conversation_id, ConversationMessage.sender == "agent",
-                       ConversationMessage.id > after_id)
-                .order_by(ConversationMessage.id).limit(50)
+                .where(
+                    ConversationMessage.conversation_id == conversation_id,
+                    ConversationMessage.sender == "agent",
+                    ConversationMessage.id > after_id,
+                )
+                .order_by(ConversationMessage.id)
+                .limit(50)
             ).all()
             return [{"id": m.id, "text": m.text, "agent": name} for m, name in rows]
 
     def messages(self, conversation_id: str, limit: int = 50) -> list[dict]:
         with self._session() as s:
-            rows = s.execute(
-                select(ConversationMessage).where(ConversationMessage.conversation_id == conversation_id)
-                .order_by(ConversationMessage.id.desc()).limit(limit)
-            ).scalars().all()
+            rows = (
+                s.execute(
+                    select(ConversationMessage)
+                    .where(ConversationMessage.conversation_id == conversation_id)
+                    .order_by(ConversationMessage.id.desc())
+                    .limit(limit)
+                )
+                .scalars()
+                .all()
+            )
             return [{"sender": m.sender, "text": m.text, "created_at": m.created_at} for m in reversed(rows)]
 
     # --- ratings ------------------------------------------------------------
@@ -412,13 +513,18 @@ class ConsoleStore:
         with self._session() as s:
             staff_id = s.execute(
                 select(HandoffRequest.claimed_by)
-                .where(HandoffRequest.conversation_id == conversation_id, HandoffRequest.status == "closed",
-                       HandoffRequest.claimed_by.is_not(None), HandoffRequest.closed_at >= since)
+                .where(
+                    HandoffRequest.conversation_id == conversation_id,
+                    HandoffRequest.status == "closed",
+                    HandoffRequest.claimed_by.is_not(None),
+                    HandoffRequest.closed_at >= since,
+                )
                 .order_by(HandoffRequest.closed_at.desc())
             ).scalar()
             if staff_id is not None:
-                s.execute(update(SatisfactionRating).where(SatisfactionRating.id == rating_id)
-                          .values(staff_id=staff_id))
+                s.execute(
+                    update(SatisfactionRating).where(SatisfactionRating.id == rating_id).values(staff_id=staff_id)
+                )
             return staff_id
 
     def ratings(self, conversation_id: str, limit: int = 10) -> list[dict]:
@@ -427,21 +533,38 @@ class ConsoleStore:
                 select(SatisfactionRating, StaffAccount.name)
                 .outerjoin(StaffAccount, StaffAccount.id == SatisfactionRating.staff_id)
                 .where(SatisfactionRating.conversation_id == conversation_id)
-                .order_by(SatisfactionRating.id.desc()).limit(limit)
+                .order_by(SatisfactionRating.id.desc())
+                .limit(limit)
             ).all()
             return [{"score": r.score, "created_at": r.created_at, "agent": name} for r, name in rows]
 
     # --- notes and tags -----------------------------------------------------
     def add_note(self, conversation_id: str, customer_id: int | None, staff_id: int, text: str) -> None:
         with self._session() as s:
-            s.add(CustomerNote(conversation_id=conversation_id, customer_id=customer_id, staff_id=staff_id,
-                               text=text[:1000], created_at=utcnow()))
+            s.add(
+                CustomerNote(
+                    conversation_id=conversation_id,
+                    customer_id=customer_id,
+                    staff_id=staff_id,
+                    text=text[:1000],
+                    created_at=utcnow(),
+                )
+            )
 
     def add_tag(self, conversation_id: str, customer_id: int | None, staff_id: int, tag: str) -> None:
         with self._session() as s:  # a tag given twice is kept once
-            insert_unless_exists(s, CustomerTag, dict(conversation_id=conversation_id, customer_id=customer_id,
-                                                      staff_id=staff_id, tag=tag[:32], created_at=utcnow()),
-                                 ["conversation_id", "tag"])
+            insert_unless_exists(
+                s,
+                CustomerTag,
+                dict(
+                    conversation_id=conversation_id,
+                    customer_id=customer_id,
+                    staff_id=staff_id,
+                    tag=tag[:32],
+                    created_at=utcnow(),
+                ),
+                ["conversation_id", "tag"],
+            )
 
     def notes_and_tags(self, conversation_id: str, customer_id: int | None) -> dict:
         """A verified customer's notes and tags follow them across conversations."""
@@ -452,8 +575,11 @@ class ConsoleStore:
                 note_where = note_where | (CustomerNote.customer_id == customer_id)
                 tag_where = tag_where | (CustomerTag.customer_id == customer_id)
             notes = s.execute(
-                select(CustomerNote, StaffAccount.name).join(StaffAccount, StaffAccount.id == CustomerNote.staff_id)
-                .where(note_where).order_by(CustomerNote.id.desc()).limit(50)
+                select(CustomerNote, StaffAccount.name)
+                .join(StaffAccount, StaffAccount.id == CustomerNote.staff_id)
+                .where(note_where)
+                .order_by(CustomerNote.id.desc())
+                .limit(50)
             ).all()
             tags = s.execute(select(CustomerTag.tag).where(tag_where).order_by(CustomerTag.id)).scalars().all()
             return {
@@ -485,11 +611,20 @@ class ConsoleStore:
             s.execute(CannedReply.__table__.delete().where(CannedReply.id == reply_id))
 
     # --- audit --------------------------------------------------------------
-    def audit(self, staff_id: int, conversation_id: str | None, action: str, order_id: int | None,
-              outcome: str) -> None:
+    def audit(
+        self, staff_id: int, conversation_id: str | None, action: str, order_id: int | None, outcome: str
+    ) -> None:
         with self._session() as s:
-            s.add(AuditLog(happened_at=utcnow(), conversation_id=conversation_id, action=action[:64],
-                           order_id=order_id, outcome=outcome[:64], staff_id=staff_id))
+            s.add(
+                AuditLog(
+                    happened_at=utcnow(),
+                    conversation_id=conversation_id,
+                    action=action[:64],
+                    order_id=order_id,
+                    outcome=outcome[:64],
+                    staff_id=staff_id,
+                )
+            )
 
 
 _DUMMY_HASH = hash_password("not a password of anybody")

@@ -3,6 +3,7 @@
 `DATABASE_URL` selects the database; without it the embedded SQLite file at
 ``var/shop.sqlite3`` (relative to the project root, or ``KEFU_HOME``) is used.
 """
+
 from __future__ import annotations
 
 import logging
@@ -97,9 +98,7 @@ def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
-        raise DatabaseConfigError(
-            f"DATABASE_URL is not a valid database URL ({describe_url(url)}): {exc}"
-        ) from None
+        raise DatabaseConfigError(f"DATABASE_URL is not a valid database URL ({describe_url(url)}): {exc}") from None
     kwargs: dict = {"future": True, "echo": echo}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -110,8 +109,9 @@ def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
             kwargs.update(poolclass=QueuePool, pool_size=5, max_overflow=10, pool_timeout=POOL_TIMEOUT_SECONDS)
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": STATEMENT_TIMEOUT_SECONDS}
     else:
-        kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10, pool_recycle=1800,
-                      pool_timeout=POOL_TIMEOUT_SECONDS)
+        kwargs.update(
+            pool_pre_ping=True, pool_size=5, max_overflow=10, pool_recycle=1800, pool_timeout=POOL_TIMEOUT_SECONDS
+        )
         if parsed.get_backend_name() == "postgresql":
             kwargs["connect_args"] = {
                 "connect_timeout": STATEMENT_TIMEOUT_SECONDS,
@@ -121,8 +121,7 @@ def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
         engine = create_engine(parsed, **kwargs)
     except (NoSuchModuleError, ModuleNotFoundError, ArgumentError) as exc:
         raise DatabaseConfigError(
-            f"DATABASE_URL names a database this installation cannot use "
-            f"({describe_url(url)}): {exc}"
+            f"DATABASE_URL names a database this installation cannot use ({describe_url(url)}): {exc}"
         ) from None
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -203,8 +202,7 @@ def check_connection(engine: Engine | None = None) -> None:
             conn.exec_driver_sql("SELECT 1")
     except SQLAlchemyError as exc:
         raise DatabaseUnavailable(
-            f"cannot reach the shop database at DATABASE_URL={describe_url(str(engine.url))}: "
-            f"{_one_line(exc)}"
+            f"cannot reach the shop database at DATABASE_URL={describe_url(str(engine.url))}: {_one_line(exc)}"
         ) from None
 
 
@@ -215,6 +213,7 @@ def check_connection(engine: Engine | None = None) -> None:
 # a new database at SCHEMA_VERSION and runs the steps in MIGRATIONS, in order,
 # to bring an older one up to date. A database newer than this code is refused
 # rather than guessed at.
+
 
 def _add_columns(conn, table: str, columns: dict[str, str]) -> None:
     """ALTER TABLE ... ADD COLUMN for each column the table lacks (new tables
@@ -229,13 +228,17 @@ def _add_columns(conn, table: str, columns: dict[str, str]) -> None:
 
 def _migrate_to_2(conn) -> None:
     """The agent console: hand-off claims, the agent on ratings and audit rows."""
-    _add_columns(conn, "handoff_requests", {
-        "claimed_by": "INTEGER REFERENCES staff_accounts(id)",
-        "claimed_at": "TIMESTAMP",
-        "closed_at": "TIMESTAMP",
-        "reminded_at": "TIMESTAMP",
-        "left_message": "BOOLEAN NOT NULL DEFAULT FALSE",
-    })
+    _add_columns(
+        conn,
+        "handoff_requests",
+        {
+            "claimed_by": "INTEGER REFERENCES staff_accounts(id)",
+            "claimed_at": "TIMESTAMP",
+            "closed_at": "TIMESTAMP",
+            "reminded_at": "TIMESTAMP",
+            "left_message": "BOOLEAN NOT NULL DEFAULT FALSE",
+        },
+    )
     _add_columns(conn, "satisfaction_ratings", {"staff_id": "INTEGER REFERENCES staff_accounts(id)"})
     _add_columns(conn, "audit_log", {"staff_id": "INTEGER"})
 
@@ -244,6 +247,7 @@ def _index_audit_log_by_order_action_time(conn) -> None:
     conn.exec_driver_sql(
         "CREATE INDEX IF NOT EXISTS ix_audit_log_order_action_time ON audit_log (order_id, action, happened_at)"
     )
+
 
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     # version reached: step that brings the previous version to it

@@ -4,6 +4,7 @@ The table and column names listed in shared/spec/shop.md are a contract read
 by outside tools; extra tables and columns are ours. Money is integer cents,
 times are naive UTC datetimes.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -79,9 +80,7 @@ class Product(Base):
     image_url = Column(String(256), nullable=False, default="")
     restock_at = Column(DateTime, nullable=True)
 
-    aliases = relationship(
-        "ProductAlias", back_populates="product", cascade="all, delete-orphan"
-    )
+    aliases = relationship("ProductAlias", back_populates="product", cascade="all, delete-orphan")
 
     __table_args__ = (
         CheckConstraint("price_cents >= 0", name="ck_products_price"),

@@ -11,6 +11,7 @@ nothing, longest match first:
 
 Every match carries the catalogue's own name as its value. No Rasa import.
 """
+
 from __future__ import annotations
 
 import logging
@@ -81,9 +82,7 @@ class CatalogueMatcher:
                     # Product names outrank a brand or category with the same surface.
                     self.terms[variant] = (entity, value)
         ordered = sorted(self.terms, key=len, reverse=True)
-        self._char_pattern = (
-            re.compile("|".join(re.escape(t) for t in ordered)) if ordered else None
-        )
+        self._char_pattern = re.compile("|".join(re.escape(t) for t in ordered)) if ordered else None
         self._pinyin_index: dict[tuple[str, ...], str] = {}
         for term in ordered:
             if len(term) >= MIN_FUZZY_CHARS and _has_han(term):
@@ -145,8 +144,14 @@ class CatalogueMatcher:
                 and match.start - previous.end <= 1
                 and _brand_of(previous.value, match.value)
             ):
-                merged[-1] = CatalogueMatch("product", previous.start, match.end, match.value,
-                                            min(previous.confidence, match.confidence), match.how)
+                merged[-1] = CatalogueMatch(
+                    "product",
+                    previous.start,
+                    match.end,
+                    match.value,
+                    min(previous.confidence, match.confidence),
+                    match.how,
+                )
                 continue
             merged.append(match)
         return merged

@@ -4,6 +4,7 @@ budgets and satisfaction scores. No Rasa import; the Rasa component wraps `extra
 All patterns run on normalised text (kefu.nlu.text.normalise), whose
 character offsets equal the original's.
 """
+
 from __future__ import annotations
 
 import re
@@ -35,9 +36,7 @@ PHONE_TAIL_BARE = re.compile(
 )
 
 _YUAN = r"(?:块钱|块|元|rmb|米)?"
-PRICE_AFTER = re.compile(
-    rf"({NUMBER_PATTERN}){_YUAN}\s*(?:以内|以下|之内|内|左右|上下|封顶|以里|不到|出头)"
-)
+PRICE_AFTER = re.compile(rf"({NUMBER_PATTERN}){_YUAN}\s*(?:以内|以下|之内|内|左右|上下|封顶|以里|不到|出头)")
 PRICE_BEFORE = re.compile(
     rf"(?:预算|不超过|不要超过|别超过|不能超过|最多|最高|顶多|控制在|低于|少于|不高于|价位)(?:是|在|大概|大约|只有)?\s*({NUMBER_PATTERN}){_YUAN}"
 )
@@ -49,16 +48,34 @@ SCORE_STARS = re.compile(r"([1-5一二三四五])\s*(?:颗星|星|分)(?![钟])"
 # Longest first, so 很不满意 wins over 不满意 and 满意.
 # 太差了 / 很差 are left out: they are complaints far more often than ratings.
 SCORE_WORDS = (
-    ("非常不满意", 1), ("很不满意", 1), ("特别不满意", 1), ("极不满意", 1), ("差评", 1),
-    ("不太满意", 2), ("不满意", 2), ("不怎么样", 2),
-    ("一般般", 3), ("一般", 3), ("还行", 3), ("凑合", 3), ("中评", 3),
-    ("非常满意", 5), ("很满意", 5), ("超满意", 5), ("特别满意", 5), ("好评", 5), ("完美", 5),
-    ("满意", 4), ("挺好", 4), ("不错", 4),
+    ("非常不满意", 1),
+    ("很不满意", 1),
+    ("特别不满意", 1),
+    ("极不满意", 1),
+    ("差评", 1),
+    ("不太满意", 2),
+    ("不满意", 2),
+    ("不怎么样", 2),
+    ("一般般", 3),
+    ("一般", 3),
+    ("还行", 3),
+    ("凑合", 3),
+    ("中评", 3),
+    ("非常满意", 5),
+    ("很满意", 5),
+    ("超满意", 5),
+    ("特别满意", 5),
+    ("好评", 5),
+    ("完美", 5),
+    ("满意", 4),
+    ("挺好", 4),
+    ("不错", 4),
 )
 # 一般 is also "usually" (一般几天到货): a rating only at the end of a clause.
 _CLAUSE_END = r"(?=$|[\s,.!?~，。！？、…吧吗啊呢哈了啦呀])"
-SCORE_WORD = re.compile("|".join(
-    re.escape(word) + (_CLAUSE_END if word.startswith("一般") else "") for word, _ in SCORE_WORDS))
+SCORE_WORD = re.compile(
+    "|".join(re.escape(word) + (_CLAUSE_END if word.startswith("一般") else "") for word, _ in SCORE_WORDS)
+)
 _SCORE_VALUES = dict(SCORE_WORDS)
 _STAR_DIGITS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5}
 

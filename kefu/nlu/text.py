@@ -5,6 +5,7 @@ character i of the input. Entity offsets in the training data, and the
 offsets the extractors report, therefore stay valid for the text the
 customer typed.
 """
+
 from __future__ import annotations
 
 import re
@@ -64,13 +65,29 @@ def truncate(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
 
 # --- Chinese numerals ---------------------------------------------------------
 
-_DIGITS = {"零": 0, "〇": 0, "一": 1, "幺": 1, "二": 2, "两": 2, "俩": 2, "三": 3, "四": 4, "五": 5,
-           "六": 6, "七": 7, "八": 8, "九": 9}
+_DIGITS = {
+    "零": 0,
+    "〇": 0,
+    "一": 1,
+    "幺": 1,
+    "二": 2,
+    "两": 2,
+    "俩": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+}
 _UNITS = {"十": 10, "百": 100, "千": 1000, "k": 1000, "w": 10000, "万": 10000}
 
 # A number as shoppers write it: 3000, 3,000, 3.5k, 三千, 三千五, 1万5, 两百, 一万二千.
-NUMBER_PATTERN = (r"(?:\d+(?:[.,]\d+)*\s*[kw千万百十]?(?:[一二两三四五六七八九\d](?![\d一二两三四五六七八九十百千万]))?"
-                  r"|[零〇一二两俩三四五六七八九十百千万]+)")
+NUMBER_PATTERN = (
+    r"(?:\d+(?:[.,]\d+)*\s*[kw千万百十]?(?:[一二两三四五六七八九\d](?![\d一二两三四五六七八九十百千万]))?"
+    r"|[零〇一二两俩三四五六七八九十百千万]+)"
+)
 
 
 def parse_number(text: str) -> float | None:

@@ -5,6 +5,7 @@ storage (server down, pool exhausted, deadline passed, a value the storage
 refuses): the actions answer it with one polite apology, whatever the cause.
 `StateConflict` means a change was refused because the row moved on.
 """
+
 from __future__ import annotations
 
 

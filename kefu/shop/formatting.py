@@ -1,4 +1,5 @@
 """How shop values are shown to customers: money, China time, masked personal data."""
+
 from __future__ import annotations
 
 import re

@@ -5,6 +5,7 @@ database, and a shop writing its own repository can read it as the reference
 of what each method must do (the SQL one, `SqlShopRepository`, is the other).
 Its unit of work is real: a failure inside one restores every row.
 """
+
 from __future__ import annotations
 
 import copy
@@ -62,46 +63,89 @@ class InMemoryShopRepository(ShopRepository):
             rows.customers[c["id"]] = CustomerView(c["id"], c["name"], c["phone"], c.get("wechat_openid"))
         for p in tables.get("products", ()):
             rows.products[p["id"]] = ProductView(
-                id=p["id"], sku=p["sku"], name=p["name"], brand=p["brand"], category=p["category"],
-                price_cents=p["price_cents"], stock=p["stock"], warranty_months=p["warranty_months"],
-                returnable=bool(p["returnable"]), description=p.get("description") or "",
+                id=p["id"],
+                sku=p["sku"],
+                name=p["name"],
+                brand=p["brand"],
+                category=p["category"],
+                price_cents=p["price_cents"],
+                stock=p["stock"],
+                warranty_months=p["warranty_months"],
+                returnable=bool(p["returnable"]),
+                description=p.get("description") or "",
                 sizes=tuple(filter(None, (p.get("sizes") or "").split(","))),
                 colors=tuple(filter(None, (p.get("colors") or "").split(","))),
                 specs=tuple(tuple(kv.split(":", 1)) for kv in (p.get("specs") or "").split(";") if ":" in kv),
-                image_url=p.get("image_url") or "", restock_at=p.get("restock_at"),
+                image_url=p.get("image_url") or "",
+                restock_at=p.get("restock_at"),
             )
         for a in tables.get("product_aliases", ()):
             rows.aliases[a["alias"]] = a["product_id"]
         items: dict[int, list[OrderItemView]] = {}
         for i in tables.get("order_items", ()):
             product = rows.products[i["product_id"]]
-            items.setdefault(i["order_id"], []).append(OrderItemView(
-                product_id=product.id, product_name=product.name, quantity=i["quantity"],
-                unit_price_cents=i["unit_price_cents"], returnable=product.returnable,
-                warranty_months=product.warranty_months, category=product.category,
-                size=i.get("size"), color=i.get("color"),
-            ))
+            items.setdefault(i["order_id"], []).append(
+                OrderItemView(
+                    product_id=product.id,
+                    product_name=product.name,
+                    quantity=i["quantity"],
+                    unit_price_cents=i["unit_price_cents"],
+                    returnable=product.returnable,
+                    warranty_months=product.warranty_months,
+                    category=product.category,
+                    size=i.get("size"),
+                    color=i.get("color"),
+                )
+            )
         for o in tables.get("orders", ()):
             rows.orders[o["id"]] = OrderView(
-                id=o["id"], order_no=o["order_no"], customer_id=o["customer_id"], status=o["status"],
-                total_cents=o["total_cents"], created_at=o["created_at"], paid_at=o.get("paid_at"),
-                shipped_at=o.get("shipped_at"), delivered_at=o.get("delivered_at"), carrier=o.get("carrier"),
-                tracking_no=o.get("tracking_no"), ship_name=o["ship_name"], ship_phone=o["ship_phone"],
-                ship_address=o["ship_address"], items=tuple(items.get(o["id"], ())),
+                id=o["id"],
+                order_no=o["order_no"],
+                customer_id=o["customer_id"],
+                status=o["status"],
+                total_cents=o["total_cents"],
+                created_at=o["created_at"],
+                paid_at=o.get("paid_at"),
+                shipped_at=o.get("shipped_at"),
+                delivered_at=o.get("delivered_at"),
+                carrier=o.get("carrier"),
+                tracking_no=o.get("tracking_no"),
+                ship_name=o["ship_name"],
+                ship_phone=o["ship_phone"],
+                ship_address=o["ship_address"],
+                items=tuple(items.get(o["id"], ())),
             )
         for e in tables.get("shipment_events", ()):
             rows.events.setdefault(e["order_id"], []).append(
-                ShipmentEventView(e["happened_at"], e["location"], e["description"]))
+                ShipmentEventView(e["happened_at"], e["location"], e["description"])
+            )
         for t in tables.get("aftersales_tickets", ()):
             rows.tickets[t["id"]] = TicketView(
-                id=t["id"], ticket_no=t["ticket_no"], order_id=t.get("order_id"), customer_id=t.get("customer_id"),
-                kind=t["kind"], reason=t.get("reason") or "", status=t["status"], created_at=t["created_at"])
+                id=t["id"],
+                ticket_no=t["ticket_no"],
+                order_id=t.get("order_id"),
+                customer_id=t.get("customer_id"),
+                kind=t["kind"],
+                reason=t.get("reason") or "",
+                status=t["status"],
+                created_at=t["created_at"],
+            )
             if t.get("request_key"):
                 rows.ticket_keys[t["request_key"]] = t["id"]
         for p in tables.get("promotions", ()):
-            rows.promotions.append(PromotionView(
-                p["kind"], p["title"], p["description"], p.get("code"), p.get("threshold_cents"),
-                p.get("discount_cents"), p.get("category"), p["starts_at"], p["ends_at"]))
+            rows.promotions.append(
+                PromotionView(
+                    p["kind"],
+                    p["title"],
+                    p["description"],
+                    p.get("code"),
+                    p.get("threshold_cents"),
+                    p.get("discount_cents"),
+                    p.get("category"),
+                    p["starts_at"],
+                    p["ends_at"],
+                )
+            )
         return repo
 
     # --- the unit of work: copy on entry, restore on failure -------------------
@@ -187,16 +231,29 @@ class InMemoryShopRepository(ShopRepository):
         found = next((p for p in self.rows.products.values() if p.name == name), None)
         return found or self.rows.products.get(self.rows.aliases.get(name, -1))
 
-    def search_products(self, text: str | None = None, *, brand: str | None = None, category: str | None = None,
-                        max_price_cents: int | None = None, limit: int = 5) -> list[ProductView]:
+    def search_products(
+        self,
+        text: str | None = None,
+        *,
+        brand: str | None = None,
+        category: str | None = None,
+        max_price_cents: int | None = None,
+        limit: int = 5,
+    ) -> list[ProductView]:
         self._check()
 
         def matches(p: ProductView) -> bool:
-            if text and not (text in p.name or text in (p.brand, p.category)
-                             or any(text in alias for alias, pid in self.rows.aliases.items() if pid == p.id)):
+            if text and not (
+                text in p.name
+                or text in (p.brand, p.category)
+                or any(text in alias for alias, pid in self.rows.aliases.items() if pid == p.id)
+            ):
                 return False
-            return ((not brand or p.brand == brand) and (not category or p.category == category)
-                    and (max_price_cents is None or p.price_cents <= max_price_cents))
+            return (
+                (not brand or p.brand == brand)
+                and (not category or p.category == category)
+                and (max_price_cents is None or p.price_cents <= max_price_cents)
+            )
 
         found = [p for p in self.rows.products.values() if matches(p)]
         return sorted(found, key=lambda p: (p.stock <= 0, -p.price_cents, p.id))[:limit]
@@ -205,7 +262,9 @@ class InMemoryShopRepository(ShopRepository):
         self._check()
         products = self.rows.products.values()
         return CatalogueTerms(
-            products={p.name: tuple(sorted(a for a, pid in self.rows.aliases.items() if pid == p.id)) for p in products},
+            products={
+                p.name: tuple(sorted(a for a, pid in self.rows.aliases.items() if pid == p.id)) for p in products
+            },
             brands=tuple(sorted({p.brand for p in products})),
             categories=tuple(sorted({p.category for p in products})),
             product_brand={p.name: p.brand for p in products},
@@ -214,18 +273,34 @@ class InMemoryShopRepository(ShopRepository):
 
     # --- after-sales -------------------------------------------------------------
 
-    def create_ticket(self, *, request_key: str, kind: str, order_id: int | None, customer_id: int | None,
-                      reason: str, conversation_id: str | None = None, product_id: int | None = None,
-                      status: str = "open") -> tuple[TicketView, bool]:
+    def create_ticket(
+        self,
+        *,
+        request_key: str,
+        kind: str,
+        order_id: int | None,
+        customer_id: int | None,
+        reason: str,
+        conversation_id: str | None = None,
+        product_id: int | None = None,
+        status: str = "open",
+    ) -> tuple[TicketView, bool]:
         with self.unit_of_work():
             existing = self.rows.ticket_keys.get(request_key)
             if existing is not None:
                 return self.rows.tickets[existing], False
             now = utcnow()
             ticket_id = max(self.rows.tickets, default=0) + 1
-            ticket = TicketView(id=ticket_id, ticket_no=f"AS{now:%Y%m%d}{secrets.randbelow(10**8):08d}",
-                                order_id=order_id, customer_id=customer_id, kind=kind, reason=(reason or "")[:256],
-                                status=status, created_at=now)
+            ticket = TicketView(
+                id=ticket_id,
+                ticket_no=f"AS{now:%Y%m%d}{secrets.randbelow(10**8):08d}",
+                order_id=order_id,
+                customer_id=customer_id,
+                kind=kind,
+                reason=(reason or "")[:256],
+                status=status,
+                created_at=now,
+            )
             self.rows.tickets[ticket_id] = ticket
             self.rows.ticket_keys[request_key] = ticket_id
             return ticket, True
@@ -249,8 +324,9 @@ class InMemoryShopRepository(ShopRepository):
     def active_promotions(self, at: datetime | None = None) -> list[PromotionView]:
         self._check()
         at = at or utcnow()
-        return sorted((p for p in self.rows.promotions if p.starts_at <= at < p.ends_at),
-                      key=lambda p: (p.kind, p.ends_at))
+        return sorted(
+            (p for p in self.rows.promotions if p.starts_at <= at < p.ends_at), key=lambda p: (p.kind, p.ends_at)
+        )
 
     def record_rating(self, conversation_id: str, score: int, comment: str | None = None) -> int:
         if not 1 <= int(score) <= 5:
@@ -265,8 +341,9 @@ class InMemoryShopRepository(ShopRepository):
                 if request["conversation_id"] == conversation_id and request["status"] == "waiting":
                     return request_id, False
             request_id = len(self.rows.handoffs) + 1
-            self.rows.handoffs[request_id] = dict(conversation_id=conversation_id, reason=reason[:64],
-                                                  status="waiting", created_at=utcnow())
+            self.rows.handoffs[request_id] = dict(
+                conversation_id=conversation_id, reason=reason[:64], status="waiting", created_at=utcnow()
+            )
             return request_id, True
 
     def waiting_handoffs_before(self, request_id: int) -> int:
@@ -275,10 +352,23 @@ class InMemoryShopRepository(ShopRepository):
 
     def audit(self, conversation_id: str | None, action: str, order_id: int | None, outcome: str) -> None:
         with self.unit_of_work():
-            self.rows.audit_log.append(dict(happened_at=utcnow(), conversation_id=conversation_id,
-                                            action=action[:64], order_id=order_id, outcome=outcome[:64]))
+            self.rows.audit_log.append(
+                dict(
+                    happened_at=utcnow(),
+                    conversation_id=conversation_id,
+                    action=action[:64],
+                    order_id=order_id,
+                    outcome=outcome[:64],
+                )
+            )
 
     def count_audited(self, order_id: int, action: str, outcome: str, since: datetime) -> int:
         self._check()
-        return sum(1 for row in self.rows.audit_log if row["order_id"] == order_id and row["action"] == action
-                   and row["outcome"] == outcome and row["happened_at"] >= since)
+        return sum(
+            1
+            for row in self.rows.audit_log
+            if row["order_id"] == order_id
+            and row["action"] == action
+            and row["outcome"] == outcome
+            and row["happened_at"] >= since
+        )

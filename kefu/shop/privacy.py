@@ -3,6 +3,7 @@
 The bot never asks for them; when a customer types one anyway, it warns,
 and the stored conversation keeps only the masked form produced here.
 """
+
 from __future__ import annotations
 
 import re
@@ -67,14 +68,21 @@ def _digit_groups(text: str) -> list[list[tuple[int, int, str]]]:
         while index < length and (digit := _digit(text[index])) is not None:
             digits.append(digit)
             index += 1
-        if (index < length and text[index] in _ID_CHECK_LETTERS
-                and (index + 1 == length or not (text[index + 1].isascii() and text[index + 1].isalnum()))):
+        if (
+            index < length
+            and text[index] in _ID_CHECK_LETTERS
+            and (index + 1 == length or not (text[index + 1].isascii() and text[index + 1].isalnum()))
+        ):
             digits.append("X")
             index += 1
         group = (start, index, "".join(digits))
-        gap = text[current[-1][1]:start] if current else ""
-        if (current and not current[-1][2].endswith("X") and len(gap) <= _MAX_SEPARATOR_RUN
-                and all(char in _SEPARATORS for char in gap)):
+        gap = text[current[-1][1] : start] if current else ""
+        if (
+            current
+            and not current[-1][2].endswith("X")
+            and len(gap) <= _MAX_SEPARATOR_RUN
+            and all(char in _SEPARATORS for char in gap)
+        ):
             current.append(group)
         else:
             if current:
@@ -107,7 +115,7 @@ def find_sensitive_numbers(text: str) -> list[tuple[int, int, str, str]]:
         while first < len(chain):
             # The longest run of whole groups from `first` that is a card or ID.
             for last in range(len(chain) - 1, first - 1, -1):
-                number = "".join(group[2] for group in chain[first:last + 1])
+                number = "".join(group[2] for group in chain[first : last + 1])
                 kind = _kind(number) if len(number) <= 19 else None
                 if kind:
                     found.append((chain[first][0], chain[last][1], kind, number))

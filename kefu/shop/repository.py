@@ -14,6 +14,7 @@ Errors: every storage failure is raised as ``ShopUnavailable``; a change
 refused because the row moved on is ``StateConflict``. A shop's own
 implementation raises the same two.
 """
+
 from __future__ import annotations
 
 import abc
@@ -220,13 +221,32 @@ def product_view(p: Product) -> ProductView:
 # for an order, its items and their products was most of a look-up's time
 # (BENCHMARKS.md). Two queries: the orders, then their items with products.
 _ORDER_COLUMNS = (
-    Order.id, Order.order_no, Order.customer_id, Order.status, Order.total_cents, Order.created_at,
-    Order.paid_at, Order.shipped_at, Order.delivered_at, Order.carrier, Order.tracking_no,
-    Order.ship_name, Order.ship_phone, Order.ship_address,
+    Order.id,
+    Order.order_no,
+    Order.customer_id,
+    Order.status,
+    Order.total_cents,
+    Order.created_at,
+    Order.paid_at,
+    Order.shipped_at,
+    Order.delivered_at,
+    Order.carrier,
+    Order.tracking_no,
+    Order.ship_name,
+    Order.ship_phone,
+    Order.ship_address,
 )
 _ITEM_COLUMNS = (
-    OrderItem.order_id, OrderItem.product_id, Product.name, OrderItem.quantity, OrderItem.unit_price_cents,
-    Product.returnable, Product.warranty_months, Product.category, OrderItem.size, OrderItem.color,
+    OrderItem.order_id,
+    OrderItem.product_id,
+    Product.name,
+    OrderItem.quantity,
+    OrderItem.unit_price_cents,
+    Product.returnable,
+    Product.warranty_months,
+    Product.category,
+    OrderItem.size,
+    OrderItem.color,
 )
 
 
@@ -244,13 +264,20 @@ def _order_views(session, where, *, order_by=(), limit: int | None = None) -> li
         .where(OrderItem.order_id.in_(list(items)))
         .order_by(OrderItem.id)
     ):
-        items[row.order_id].append(OrderItemView(
-            product_id=row.product_id, product_name=row.name, quantity=row.quantity,
-            unit_price_cents=row.unit_price_cents, returnable=bool(row.returnable),
-            warranty_months=row.warranty_months, category=row.category, size=row.size, color=row.color,
-        ))
+        items[row.order_id].append(
+            OrderItemView(
+                product_id=row.product_id,
+                product_name=row.name,
+                quantity=row.quantity,
+                unit_price_cents=row.unit_price_cents,
+                returnable=bool(row.returnable),
+                warranty_months=row.warranty_months,
+                category=row.category,
+                size=row.size,
+                color=row.color,
+            )
+        )
     return [OrderView(**row._mapping, items=tuple(items[row.id])) for row in orders]
-
 
 
 def ticket_view(t: AftersalesTicket) -> TicketView:
@@ -273,8 +300,6 @@ def customer_view(c: Customer) -> CustomerView:
 def new_ticket_no(now: datetime) -> str:
     # Date for the customer's eye, random tail so concurrent writers never collide.
     return f"AS{now:%Y%m%d}{secrets.randbelow(10**8):08d}"
-
-
 
 
 class SqlShopRepository(ShopRepository):
@@ -343,8 +368,9 @@ class SqlShopRepository(ShopRepository):
 
     def orders_of_customer(self, customer_id: int, limit: int = 5) -> list[OrderView]:
         with self._session() as s:
-            return _order_views(s, Order.customer_id == customer_id,
-                                order_by=(Order.created_at.desc(), Order.id.desc()), limit=limit)
+            return _order_views(
+                s, Order.customer_id == customer_id, order_by=(Order.created_at.desc(), Order.id.desc()), limit=limit
+            )
 
     def shipment_events(self, order_id: int, limit: int | None = None) -> list[ShipmentEventView]:
         with self._session() as s:
@@ -355,9 +381,7 @@ class SqlShopRepository(ShopRepository):
             )
             if limit:
                 stmt = stmt.limit(limit)
-            return [
-                ShipmentEventView(e.happened_at, e.location, e.description) for e in s.execute(stmt).scalars()
-            ]
+            return [ShipmentEventView(e.happened_at, e.location, e.description) for e in s.execute(stmt).scalars()]
 
     def _transition(self, order_id: int, allowed_from: Iterable[str], values: dict) -> OrderView:
         allowed = tuple(allowed_from)
@@ -449,9 +473,16 @@ class SqlShopRepository(ShopRepository):
     ) -> tuple[TicketView, bool]:
         now = utcnow()
         values = dict(
-            ticket_no=new_ticket_no(now), order_id=order_id, customer_id=customer_id, kind=kind,
-            reason=(reason or "")[:256], status=status, created_at=now, request_key=request_key,
-            conversation_id=conversation_id, product_id=product_id,
+            ticket_no=new_ticket_no(now),
+            order_id=order_id,
+            customer_id=customer_id,
+            kind=kind,
+            reason=(reason or "")[:256],
+            status=status,
+            created_at=now,
+            request_key=request_key,
+            conversation_id=conversation_id,
+            product_id=product_id,
         )
         with self._session() as s:
             by_key = select(AftersalesTicket).where(AftersalesTicket.request_key == request_key)
@@ -499,8 +530,15 @@ class SqlShopRepository(ShopRepository):
             ).scalars()
             return [
                 PromotionView(
-                    p.kind, p.title, p.description, p.code, p.threshold_cents,
-                    p.discount_cents, p.category, p.starts_at, p.ends_at,
+                    p.kind,
+                    p.title,
+                    p.description,
+                    p.code,
+                    p.threshold_cents,
+                    p.discount_cents,
+                    p.category,
+                    p.starts_at,
+                    p.ends_at,
                 )
                 for p in rows
             ]
@@ -511,8 +549,10 @@ class SqlShopRepository(ShopRepository):
             raise ValueError(f"score must be 1-5, got {score}")
         with self._session() as s:
             rating = SatisfactionRating(
-                conversation_id=conversation_id, score=int(score),
-                comment=(comment or None) and comment[:500], created_at=utcnow(),
+                conversation_id=conversation_id,
+                score=int(score),
+                comment=(comment or None) and comment[:500],
+                created_at=utcnow(),
             )
             s.add(rating)
             s.flush()
@@ -527,7 +567,9 @@ class SqlShopRepository(ShopRepository):
             ).scalar()
             if waiting is not None:
                 return waiting, False
-            request = HandoffRequest(conversation_id=conversation_id, reason=reason[:64], status="waiting", created_at=utcnow())
+            request = HandoffRequest(
+                conversation_id=conversation_id, reason=reason[:64], status="waiting", created_at=utcnow()
+            )
             s.add(request)
             s.flush()
             return request.id, True
@@ -544,8 +586,10 @@ class SqlShopRepository(ShopRepository):
         with self._session() as s:
             return s.execute(
                 select(func.count(AuditLog.id)).where(
-                    AuditLog.order_id == order_id, AuditLog.action == action,
-                    AuditLog.outcome == outcome, AuditLog.happened_at >= since,
+                    AuditLog.order_id == order_id,
+                    AuditLog.action == action,
+                    AuditLog.outcome == outcome,
+                    AuditLog.happened_at >= since,
                 )
             ).scalar_one()
 
@@ -553,8 +597,11 @@ class SqlShopRepository(ShopRepository):
         with self._session() as s:
             s.add(
                 AuditLog(
-                    happened_at=utcnow(), conversation_id=conversation_id, action=action[:64],
-                    order_id=order_id, outcome=outcome[:64],
+                    happened_at=utcnow(),
+                    conversation_id=conversation_id,
+                    action=action[:64],
+                    order_id=order_id,
+                    outcome=outcome[:64],
                 )
             )
 

@@ -5,6 +5,7 @@ which after-sales ticket it creates are read from here by the actions, the
 service, the database models and (through a consistency test) the domain
 and rules, so the lists cannot drift apart.
 """
+
 from __future__ import annotations
 
 from enum import Enum

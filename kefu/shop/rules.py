@@ -4,6 +4,7 @@ Each check returns a Decision: allowed or not, and a rule code. The codes
 name the domain responses that explain a refusal to the customer
 (``utter_rule_<code>``), so the wording lives with the other Chinese text.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -6,6 +6,7 @@ row for every look-up or change of an order, and runs every change (with its
 ticket and audit row) as one unit of work, so a failure leaves nothing half
 done. Storage failures reach the caller as ``ShopUnavailable``.
 """
+
 from __future__ import annotations
 
 import enum
@@ -146,8 +147,12 @@ class OrderService:
             result = Verification.VERIFIED if owner == order.customer_id else Verification.WRONG_TAIL
             self._audit(conversation_id, "verify_phone_tail", order, result.value)
             if result is Verification.WRONG_TAIL and self.order_locked(order):
-                logger.warning("order %s: look-ups locked for %s after %d wrong phone tails",
-                               order.order_no, ORDER_LOCK_WINDOW, ORDER_LOCK_FAILURES)
+                logger.warning(
+                    "order %s: look-ups locked for %s after %d wrong phone tails",
+                    order.order_no,
+                    ORDER_LOCK_WINDOW,
+                    ORDER_LOCK_FAILURES,
+                )
                 self._audit(conversation_id, "lock_order_lookups", order, "locked")
             return result
 
@@ -173,8 +178,14 @@ class OrderService:
             self._audit(conversation_id, "find_order_by_tracking_no", order, "found" if order else "not_found")
             return order
 
-    def accessible_order(self, conversation_id: str, order_no: str | None, *, customer_id: int | None = None,
-                         verified_order_no: str | None = None) -> OrderView | None:
+    def accessible_order(
+        self,
+        conversation_id: str,
+        order_no: str | None,
+        *,
+        customer_id: int | None = None,
+        verified_order_no: str | None = None,
+    ) -> OrderView | None:
         """The order if this conversation may see it: the channel vouched for
         its owner (`customer_id`), or its phone tail was verified here
         (`verified_order_no`). Any other order is reported as not found, so
@@ -183,8 +194,12 @@ class OrderService:
             return None
         with self.repository.unit_of_work():
             order = self.repository.find_order(order_no)
-            if order is not None and customer_id is not None and order.customer_id != customer_id \
-                    and order_no != verified_order_no:
+            if (
+                order is not None
+                and customer_id is not None
+                and order.customer_id != customer_id
+                and order_no != verified_order_no
+            ):
                 self._audit(conversation_id, "find_order", order, "other_customer")
                 return None
             self._audit(conversation_id, "find_order", order, "found" if order else "not_found")
@@ -194,8 +209,9 @@ class OrderService:
         """The order if it belongs to `customer_id`, else None (not found)."""
         return self.accessible_order(conversation_id, order_no, customer_id=customer_id)
 
-    def prepare(self, request: OrderRequest, order: OrderView, item_name: str | None = None,
-                reason: str | None = None) -> Prepared:
+    def prepare(
+        self, request: OrderRequest, order: OrderView, item_name: str | None = None, reason: str | None = None
+    ) -> Prepared:
         """The pre-check of every request kind once the order is verified:
         pick the item when the order says which, and refuse early when no
         answer could make the request allowed (a reason already given is
@@ -265,8 +281,12 @@ class OrderService:
         if new_status == "refunding":
             ticket, _ = self.repository.create_ticket(
                 request_key=request_key(conversation_id, "refund", order.order_no, None),
-                kind="refund", order_id=order.id, customer_id=order.customer_id,
-                reason="取消订单退款", conversation_id=conversation_id, status="in_progress",
+                kind="refund",
+                order_id=order.id,
+                customer_id=order.customer_id,
+                reason="取消订单退款",
+                conversation_id=conversation_id,
+                status="in_progress",
             )
         self._audit(conversation_id, "cancel_order", changed, f"ok:{new_status}")
         return Outcome(decision, changed, ticket, ticket is not None)
@@ -316,10 +336,14 @@ class OrderService:
         return self.precheck(kind, order, item)
 
     def _has_approved_return(self, order: OrderView) -> bool:
-        return any(t.kind == "return" and t.status in ("approved", "closed") for t in self.repository.tickets_of_order(order.id))
+        return any(
+            t.kind == "return" and t.status in ("approved", "closed")
+            for t in self.repository.tickets_of_order(order.id)
+        )
 
-    def submit_aftersales(self, conversation_id: str, kind: str, order: OrderView, item: OrderItemView | None,
-                          reason: str | None) -> Outcome:
+    def submit_aftersales(
+        self, conversation_id: str, kind: str, order: OrderView, item: OrderItemView | None, reason: str | None
+    ) -> Outcome:
         """Apply the rules and create exactly one ticket for an allowed request."""
         if kind not in AFTERSALES_KINDS:
             raise ValueError(f"unknown after-sales kind {kind!r}")
@@ -329,16 +353,21 @@ class OrderService:
                 return self._cancel(conversation_id, order)
             return self._submit_aftersales(conversation_id, kind, order, item, canonical_reason(reason))
 
-    def _submit_aftersales(self, conversation_id: str, kind: str, order: OrderView, item: OrderItemView | None,
-                           reason: str | None) -> Outcome:
+    def _submit_aftersales(
+        self, conversation_id: str, kind: str, order: OrderView, item: OrderItemView | None, reason: str | None
+    ) -> Outcome:
         decision = self.decide(kind, order, item, reason)
         if not decision:
             self._audit(conversation_id, f"request_{kind}", order, f"refused:{decision.rule}")
             return Outcome(decision, order)
         ticket, created = self.repository.create_ticket(
             request_key=request_key(conversation_id, kind, order.order_no, item.product_id if item else None),
-            kind=kind, order_id=order.id, customer_id=order.customer_id, reason=reason or "",
-            conversation_id=conversation_id, product_id=item.product_id if item else None,
+            kind=kind,
+            order_id=order.id,
+            customer_id=order.customer_id,
+            reason=reason or "",
+            conversation_id=conversation_id,
+            product_id=item.product_id if item else None,
         )
         self._audit(conversation_id, f"request_{kind}", order, "ticket_created" if created else "ticket_exists")
         return Outcome(decision, order, ticket, created)
@@ -348,9 +377,11 @@ class OrderService:
         with self.repository.unit_of_work():
             ticket, created = self.repository.create_ticket(
                 request_key=request_key(conversation_id, "complaint", order.order_no if order else None, None),
-                kind="complaint", order_id=order.id if order else None,
+                kind="complaint",
+                order_id=order.id if order else None,
                 customer_id=customer_id if customer_id is not None else (order.customer_id if order else None),
-                reason=clean_text(text, 256), conversation_id=conversation_id,
+                reason=clean_text(text, 256),
+                conversation_id=conversation_id,
             )
             self._audit(conversation_id, "complaint", order, "ticket_created" if created else "ticket_exists")
             return Outcome(rules.allow("complaint_ok"), order, ticket, created)
@@ -363,12 +394,20 @@ class ProductService:
     def product(self, name: str | None) -> ProductView | None:
         return self.repository.get_product(name) if name else None
 
-    def recommend(self, *, category: str | None = None, brand: str | None = None,
-                  max_price_yuan: float | None = None, text: str | None = None, limit: int = 3) -> list[ProductView]:
+    def recommend(
+        self,
+        *,
+        category: str | None = None,
+        brand: str | None = None,
+        max_price_yuan: float | None = None,
+        text: str | None = None,
+        limit: int = 3,
+    ) -> list[ProductView]:
         """Products that exist, within budget, in stock first."""
         max_cents = int(max_price_yuan * 100) if max_price_yuan else None
-        found = self.repository.search_products(text, brand=brand, category=category, max_price_cents=max_cents,
-                                                limit=limit)
+        found = self.repository.search_products(
+            text, brand=brand, category=category, max_price_cents=max_cents, limit=limit
+        )
         if not found and brand and category:
             # 小米的耳机 when the shop has no such thing: widen to the category.
             found = self.repository.search_products(None, category=category, max_price_cents=max_cents, limit=limit)

@@ -16,6 +16,7 @@ The same secret signs two more things no client may choose for itself:
   ``wechat_identity``), set by the WeChat channel after WeChat's signature
   check: an openid in the metadata counts only with it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -56,8 +57,9 @@ def _now(now: float | None) -> float:
     return now if now is not None else time.time()
 
 
-def sign_customer_token(customer_id: int, ttl_seconds: int = 3600, *, secret: str | None = None,
-                        now: float | None = None) -> str:
+def sign_customer_token(
+    customer_id: int, ttl_seconds: int = 3600, *, secret: str | None = None, now: float | None = None
+) -> str:
     key = _secret(secret)
     if key is None:
         raise RuntimeError("KEFU_TOKEN_SECRET is not set; customer tokens cannot be signed")
@@ -82,8 +84,9 @@ def verify_customer_token(token: object, *, secret: str | None = None, now: floa
     return int(parts[1])
 
 
-def sign_session_token(sender_id: str, ttl_seconds: int = 30 * 24 * 3600, *, secret: str | None = None,
-                       now: float | None = None) -> str:
+def sign_session_token(
+    sender_id: str, ttl_seconds: int = 30 * 24 * 3600, *, secret: str | None = None, now: float | None = None
+) -> str:
     """Vouches that `sender_id` was issued to whoever holds this token."""
     key = _secret(secret)
     if key is None:
@@ -98,8 +101,9 @@ def issue_web_session(*, secret: str | None = None) -> tuple[str, str]:
     return sender_id, sign_session_token(sender_id, secret=secret)
 
 
-def verify_session_token(sender_id: object, token: object, *, secret: str | None = None,
-                         now: float | None = None) -> bool:
+def verify_session_token(
+    sender_id: object, token: object, *, secret: str | None = None, now: float | None = None
+) -> bool:
     key = _secret(secret)
     if key is None or not isinstance(sender_id, str) or not isinstance(token, str):
         return False
@@ -113,8 +117,9 @@ def verify_session_token(sender_id: object, token: object, *, secret: str | None
     return int(parts[1]) >= _now(now)
 
 
-def sign_wechat_identity(openid: str, ttl_seconds: int = 600, *, secret: str | None = None,
-                         now: float | None = None) -> str | None:
+def sign_wechat_identity(
+    openid: str, ttl_seconds: int = 600, *, secret: str | None = None, now: float | None = None
+) -> str | None:
     """The WeChat channel's assertion that `openid` sent this message; None
     without a secret (then openids do not count as verification)."""
     key = _secret(secret)

@@ -4,6 +4,7 @@ The data-access interface returns these rather than ORM objects, so callers
 never hold a session and a shop with its own order system can produce them
 from anything.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
