@@ -30,7 +30,7 @@ import aiohttp
 
 from bench.baseline import BASELINE_DIR, baseline_model
 from bench.parse_speed import BASELINE as BASELINE_PARSE, OURS as OURS_PARSE, post
-from kefu.db.engine import ensure_schema, make_engine
+from kefu.db.engine import SCHEMA_VERSION, ensure_schema, make_engine
 from kefu.shop.demo import reset_database, seed, showcase
 from kefu.shop.tokens import sign_session_token
 from kefu.testing import newest_model, running_servers
@@ -314,8 +314,10 @@ def main() -> int:
     if not args.skip_db:
         print(f"\ndatabase look-ups with {orders} orders (p50 / p99 ms):")
         CACHE.mkdir(parents=True, exist_ok=True)
-        targets = [("SQLite", f"sqlite:///{CACHE / f'shop-{orders}.sqlite3'}")]
-        pg = postgres_url(f"kefu_bench_{orders}")
+        # Cached per schema version: checkouts of different versions may
+        # share the PostgreSQL server, and each refuses a newer schema.
+        targets = [("SQLite", f"sqlite:///{CACHE / f'shop-{orders}-v{SCHEMA_VERSION}.sqlite3'}")]
+        pg = postgres_url(f"kefu_bench_{orders}_v{SCHEMA_VERSION}")
         if pg:
             targets.append(("PostgreSQL", pg))
         for name, url in targets:

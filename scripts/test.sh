@@ -50,6 +50,8 @@ say "with kefu.rasa_speedups:"
 conversation_results speedups "$status"
 say "on stock Rasa (KEFU_RASA_SPEEDUPS=0):"
 conversation_results stock "$stock_status"
+grep -q "kefu.rasa_speedups installed" "$TEST_DIR/core-test-speedups.log" \
+  || die "the first run did not install kefu.rasa_speedups (see $TEST_DIR/core-test-speedups.log)"
 grep -q "KEFU_RASA_SPEEDUPS=0: running stock Rasa" "$TEST_DIR/core-test-stock.log" \
   || die "the stock-Rasa run did not run stock Rasa (see $TEST_DIR/core-test-stock.log)"
 
