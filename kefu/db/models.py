@@ -1,6 +1,6 @@
 """SQLAlchemy models of the shop database.
 
-The table and column names listed in shared/spec/shop.md are a contract read
+The table and column names listed in docs/shop.md are a contract read
 by outside tools; extra tables and columns are ours. Money is integer cents,
 times are naive UTC datetimes.
 """
