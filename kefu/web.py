@@ -237,7 +237,9 @@ class Watcher:
             if await asyncio.to_thread(self.store.mark_updated, handoff.id):
                 try:
                     await self.rasa.resume(handoff.conversation_id)
-                    logger.info("console: 留言 of %s unanswered for long; the bot answers again", handoff.conversation_id)
+                    logger.info(
+                        "console: 留言 of %s unanswered for long; the bot answers again", handoff.conversation_id
+                    )
                 except RasaUnavailable as exc:
                     logger.error("console: could not resume %s: %s", handoff.conversation_id, exc)
         for handoff in await asyncio.to_thread(self.store.due_for_update):
