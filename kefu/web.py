@@ -14,6 +14,7 @@ A Sanic app (Sanic comes with Rasa), one worker:
 
 Everything is local: no CDN, so both pages work on an offline intranet.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,8 @@ import logging
 import os
 import re
 import secrets
-from collections import defaultdict
+import time
+from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -74,6 +76,7 @@ logger = logging.getLogger(__name__)
 
 # --- who may listen to a chat's pushed messages -------------------------------
 
+
 def may_listen(request: Request, sender: str) -> bool:
     """May this browser receive the messages pushed to conversation `sender`?
     Only with the session token this server issued for that sender id (the
@@ -113,13 +116,21 @@ class Hub:
             queue.put_nowait(item)
 
 
-async def stream(request: Request, hub: Hub, topic: str, *, first: tuple[dict, ...] | list[dict] = (),
-                 every_ping: Callable[[], Awaitable[None]] | None = None) -> None:
+async def stream(
+    request: Request,
+    hub: Hub,
+    topic: str,
+    *,
+    first: tuple[dict, ...] | list[dict] = (),
+    every_ping: Callable[[], Awaitable[None]] | None = None,
+) -> None:
     """Send `topic`'s items as server-sent events until the browser goes away."""
     queue = hub.subscribe(topic)
     try:
-        sse = await request.respond(content_type="text/event-stream; charset=utf-8",
-                                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        sse = await request.respond(
+            content_type="text/event-stream; charset=utf-8",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
         await sse.send("retry: 2000\n\n")
         for item in first:
             await sse.send(f"data: {json.dumps(item, ensure_ascii=False, default=str)}\n\n")
@@ -156,25 +167,28 @@ class Customers:
 
             self._wechat = CustomerServiceClient(app_id, app_secret)
 
-    async def deliver(self, conversation_id: str, messages: list[dict], *, agent: str | None = None,
-                      message_id: int | None = None) -> None:
+    async def deliver(
+        self, conversation_id: str, messages: list[dict], *, agent: str | None = None, message_id: int | None = None
+    ) -> None:
         if not messages:
             return
         if conversation_id.startswith("wechat-"):
             if self._wechat is None:
-                logger.error("cannot reach WeChat customer %s: WECHAT_APP_ID/WECHAT_APP_SECRET not set",
-                             conversation_id)
+                logger.error(
+                    "cannot reach WeChat customer %s: WECHAT_APP_ID/WECHAT_APP_SECRET not set", conversation_id
+                )
                 raise DeliveryFailed("WECHAT_APP_ID/WECHAT_APP_SECRET not set")
             from kefu.channels.wechat import render_text
 
             try:
-                await self._wechat.send_text(conversation_id[len("wechat-"):], render_text(messages))
+                await self._wechat.send_text(conversation_id[len("wechat-") :], render_text(messages))
             except Exception as exc:  # noqa: BLE001 - logged for the operator; the agent sees it too
                 logger.error("WeChat customer-service message to %s failed: %s", conversation_id, exc)
                 raise DeliveryFailed(str(exc)) from exc
             return
-        self.hub.publish(f"chat:{conversation_id}", {"type": "bot", "agent": agent, "messages": messages,
-                                                     "id": message_id})
+        self.hub.publish(
+            f"chat:{conversation_id}", {"type": "bot", "agent": agent, "messages": messages, "id": message_id}
+        )
 
 
 # --- the live queue -----------------------------------------------------------
@@ -223,11 +237,14 @@ class Watcher:
             if self._lengths.get(conversation_id) != length:
                 self._lengths[conversation_id] = length
                 self.hub.publish("console", {"type": "messages", "conversation_id": conversation_id})
-        signature = tuple((h.id, h.status, h.claimed_by, h.left_message, tuple(h.tags), self._lengths.get(
-            h.conversation_id)) for h in handoffs)
+        signature = tuple(
+            (h.id, h.status, h.claimed_by, h.left_message, tuple(h.tags), self._lengths.get(h.conversation_id))
+            for h in handoffs
+        )
         if signature != self._queue_signature:
             new_requests = {h.id for h in handoffs if h.status == "waiting"} - {
-                item[0] for item in self._queue_signature if item[1] == "waiting"}
+                item[0] for item in self._queue_signature if item[1] == "waiting"
+            }
             self._queue_signature = signature
             self.hub.publish("console", {"type": "queue", "new": sorted(new_requests)})
         await self.send_updates()
@@ -292,7 +309,7 @@ def said_since_pause(tracker: dict) -> list[str]:
     pauses = [i for i, e in enumerate(events) if e.get("event") == "pause"]
     if not pauses:
         return []
-    return [e.get("text") or "" for e in events[pauses[-1]:] if e.get("event") == "user"]
+    return [e.get("text") or "" for e in events[pauses[-1] :] if e.get("event") == "user"]
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -316,6 +333,30 @@ def customer_label(conversation_id: str, tracker: dict, names: dict[str, str]) -
 # --- the app --------------------------------------------------------------------
 
 
+class SessionLimiter:
+    """At most `limit` new chat sessions per client address in `window`
+    seconds. Every session is a new sender id, hence three new guesses at an
+    order's phone tail: a client that asks for many is slowed down here, on
+    top of the per-order lock in the shop service."""
+
+    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit, self.window, self.clock = limit, window, clock
+        self.issued: dict[str, deque[float]] = defaultdict(deque)
+
+    def allow(self, address: str) -> bool:
+        now = self.clock()
+        recent = self.issued[address]
+        while recent and now - recent[0] > self.window:
+            recent.popleft()
+        if len(recent) >= self.limit:
+            return False
+        recent.append(now)
+        if len(self.issued) > 100_000:  # forget the quiet ones rather than grow without end
+            for quiet in [a for a, times in self.issued.items() if not times]:
+                del self.issued[quiet]
+        return True
+
+
 def as_json(data: Any, status: int = 200) -> HTTPResponse:
     return response.json(data, status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False, default=str))
 
@@ -329,10 +370,16 @@ def create_app(rasa_url: str, *, demo_login: bool = False, store: ConsoleStore |
     # Server-sent-event streams stay open; browsers reconnect on their own.
     app.config.RESPONSE_TIMEOUT = 24 * 3600
     app.config.REQUEST_MAX_SIZE = 1024 * 1024
+    # Behind a reverse proxy (make prod: nginx) the client's address comes from
+    # X-Forwarded-For; trusted only when KEFU_PROXIES_COUNT says a proxy is there.
+    app.config.PROXIES_COUNT = int(os.environ.get("KEFU_PROXIES_COUNT", "0"))
     app.ctx.store = store or ConsoleStore()
     app.ctx.hub = Hub()
     app.ctx.rasa_url = rasa_url
     app.ctx.demo_login = demo_login
+    app.ctx.sessions = SessionLimiter(
+        int(os.environ.get("KEFU_SESSIONS_PER_ADDRESS", "30")), float(os.environ.get("KEFU_SESSIONS_WINDOW", "3600"))
+    )
 
     @app.before_server_start
     async def start_watcher(app_: Sanic, _loop) -> None:
@@ -351,9 +398,11 @@ def create_app(rasa_url: str, *, demo_login: bool = False, store: ConsoleStore |
         resp.headers.setdefault("Cache-Control", "no-cache")
         if request.path.startswith("/console"):
             resp.headers.setdefault("X-Frame-Options", "DENY")
-            resp.headers.setdefault("Content-Security-Policy",
-                                    "default-src 'self'; img-src 'self' data:; style-src 'self'; "
-                                    "script-src 'self'; connect-src 'self'; frame-ancestors 'none'")
+            resp.headers.setdefault(
+                "Content-Security-Policy",
+                "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+                "script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
+            )
 
     register_chat_page(app)
     register_console(app)
@@ -380,8 +429,9 @@ def register_chat_page(app: Sanic) -> None:
     @app.get("/config.js")
     async def config_js(_: Request) -> HTTPResponse:
         config = {"rasaUrl": app.ctx.rasa_url, "demoLogin": app.ctx.demo_login}
-        return response.text(f"window.KEFU_CONFIG = {json.dumps(config)};\n",
-                             content_type="application/javascript; charset=utf-8")
+        return response.text(
+            f"window.KEFU_CONFIG = {json.dumps(config)};\n", content_type="application/javascript; charset=utf-8"
+        )
 
     @app.get("/static/<relative:path>")
     async def static(_: Request, relative: str) -> HTTPResponse:
@@ -393,8 +443,12 @@ def register_chat_page(app: Sanic) -> None:
         return await response.file(path)
 
     @app.post("/api/session")
-    async def new_session(_: Request) -> HTTPResponse:
+    async def new_session(request: Request) -> HTTPResponse:
         """A new chat's sender id, chosen here, with the token that proves it."""
+        address = request.remote_addr or request.ip
+        if not app.ctx.sessions.allow(address):
+            logger.warning("too many new chat sessions from %s; refused for now", address)
+            return json_error(429, "新会话太频繁了，请稍后再试，或联系人工客服。")
         try:
             sender, token = issue_web_session()
         except RuntimeError:
@@ -419,8 +473,7 @@ def register_chat_page(app: Sanic) -> None:
             missed = await asyncio.to_thread(app.ctx.store.agent_messages_after, sender, after)
         except (ValueError, DatabaseError):
             missed = []
-        first = [{"type": "bot", "agent": m["agent"], "id": m["id"], "messages": [{"text": m["text"]}]}
-                 for m in missed]
+        first = [{"type": "bot", "agent": m["agent"], "id": m["id"], "messages": [{"text": m["text"]}]} for m in missed]
         await stream(request, app.ctx.hub, f"chat:{sender}", first=first)
 
 
@@ -546,8 +599,7 @@ def register_console(app: Sanic) -> None:
     @api()
     async def me(_: Request, who: SignedIn) -> HTTPResponse:
         await db(store.touch, who.staff.id)
-        return as_json({"id": who.staff.id, "name": who.staff.name, "role": who.staff.role,
-                              "csrf": who.csrf_token})
+        return as_json({"id": who.staff.id, "name": who.staff.name, "role": who.staff.role, "csrf": who.csrf_token})
 
     @app.get("/console/api/queue")
     @api()
@@ -585,16 +637,20 @@ def register_console(app: Sanic) -> None:
         customer_id = await db(verified_customer, tracker)
         panel = await db(customer_panel, store, handoff.conversation_id, customer_id)
         names = await db(app.ctx.watcher.verified_names)
-        return as_json({
-            "handoff": app.ctx.watcher.queue_item(handoff, names) if handoff.status != "closed" else {
-                "id": handoff.id, "status": handoff.status, "conversation_id": handoff.conversation_id},
-            "mine": handoff.claimed_by == who.staff.id and handoff.status == "taken",
-            "paused": is_paused(tracker),
-            "transcript": transcript(tracker),
-            "left_messages": [m["text"] for m in await db(store.messages, handoff.conversation_id)
-                              if m["sender"] == "customer"],
-            "customer": panel,
-        })
+        return as_json(
+            {
+                "handoff": app.ctx.watcher.queue_item(handoff, names)
+                if handoff.status != "closed"
+                else {"id": handoff.id, "status": handoff.status, "conversation_id": handoff.conversation_id},
+                "mine": handoff.claimed_by == who.staff.id and handoff.status == "taken",
+                "paused": is_paused(tracker),
+                "transcript": transcript(tracker),
+                "left_messages": [
+                    m["text"] for m in await db(store.messages, handoff.conversation_id) if m["sender"] == "customer"
+                ],
+                "customer": panel,
+            }
+        )
 
     @app.get("/console/api/handoffs/<handoff_id:int>/orders")
     @api()
@@ -606,8 +662,14 @@ def register_console(app: Sanic) -> None:
         if customer_id is None:
             return json_error(403, "顾客未验证身份，不能查看订单")
         orders = await db(orders_for_console, customer_id)
-        await db(store.audit, who.staff.id, handoff.conversation_id, "console_view_orders", None,
-                 f"customer {customer_id}: {len(orders)} orders")
+        await db(
+            store.audit,
+            who.staff.id,
+            handoff.conversation_id,
+            "console_view_orders",
+            None,
+            f"customer {customer_id}: {len(orders)} orders",
+        )
         return as_json({"orders": orders})
 
     @app.post("/console/api/handoffs/<handoff_id:int>/claim")
@@ -618,8 +680,9 @@ def register_console(app: Sanic) -> None:
             if result.conversation_id is None:
                 return json_error(404, "没有这个转人工请求")
             holder = result.holder or "其他客服"
-            return json_error(409, f"该会话已由 {holder} 接入" if result.status == "taken" else "该会话已结束",
-                              holder=result.holder)
+            return json_error(
+                409, f"该会话已由 {holder} 接入" if result.status == "taken" else "该会话已结束", holder=result.holder
+            )
         try:
             await app.ctx.rasa.pause(result.conversation_id)
         except RasaUnavailable:
@@ -641,11 +704,15 @@ def register_console(app: Sanic) -> None:
         handoff = await db(store.handoff, handoff_id)
         if handoff is None or handoff.status != "taken" or handoff.claimed_by != who.staff.id:
             return json_error(403, "请先接入该会话")
-        message_id = await db(lambda: store.add_message(handoff.conversation_id, "agent", text,
-                                                        staff_id=who.staff.id, handoff_id=handoff.id))
+        message_id = await db(
+            lambda: store.add_message(
+                handoff.conversation_id, "agent", text, staff_id=who.staff.id, handoff_id=handoff.id
+            )
+        )
         await app.ctx.rasa.say_as_agent(handoff.conversation_id, text, who.staff.name)
-        await app.ctx.customers.deliver(handoff.conversation_id, [{"text": text}], agent=who.staff.name,
-                                        message_id=message_id)
+        await app.ctx.customers.deliver(
+            handoff.conversation_id, [{"text": text}], agent=who.staff.name, message_id=message_id
+        )
         app.ctx.hub.publish("console", {"type": "messages", "conversation_id": handoff.conversation_id})
         return as_json({"ok": True})
 
@@ -716,22 +783,31 @@ def customer_panel(store: ConsoleStore, conversation_id: str, customer_id: int |
     """Profile and history for a verified customer; nothing but notes for an anonymous one."""
     from kefu.shop.repository import get_repository
 
-    panel: dict[str, Any] = {"verified": customer_id is not None, **store.notes_and_tags(conversation_id, customer_id),
-                             "handoffs": [{**h, "created_at": china_time(h["created_at"])}
-                                          for h in store.history(conversation_id)],
-                             "ratings": [{**r, "created_at": china_time(r["created_at"])}
-                                         for r in store.ratings(conversation_id)]}
+    panel: dict[str, Any] = {
+        "verified": customer_id is not None,
+        **store.notes_and_tags(conversation_id, customer_id),
+        "handoffs": [{**h, "created_at": china_time(h["created_at"])} for h in store.history(conversation_id)],
+        "ratings": [{**r, "created_at": china_time(r["created_at"])} for r in store.ratings(conversation_id)],
+    }
     panel["notes"] = [{**n, "created_at": china_time(n["created_at"])} for n in panel["notes"]]
     if customer_id is None:
         return panel
     repository = get_repository()
     customer = repository.customer_by_id(customer_id)
     if customer is not None:
-        panel["profile"] = {"id": customer.id, "name": customer.name, "phone": mask_phone(customer.phone),
-                            "wechat": bool(customer.wechat_openid)}
+        panel["profile"] = {
+            "id": customer.id,
+            "name": customer.name,
+            "phone": mask_phone(customer.phone),
+            "wechat": bool(customer.wechat_openid),
+        }
     panel["tickets"] = [
-        {"ticket_no": t.ticket_no, "kind": TICKET_KIND_ZH.get(t.kind, t.kind),
-         "status": TICKET_STATUS_ZH.get(t.status, t.status), "created_at": china_time(t.created_at)}
+        {
+            "ticket_no": t.ticket_no,
+            "kind": TICKET_KIND_ZH.get(t.kind, t.kind),
+            "status": TICKET_STATUS_ZH.get(t.status, t.status),
+            "created_at": china_time(t.created_at),
+        }
         for t in repository.tickets_of_customer(customer_id, limit=5)
     ]
     return panel
@@ -744,15 +820,20 @@ def orders_for_console(customer_id: int) -> list[dict]:
     orders = []
     for order in repository.orders_of_customer(customer_id, limit=5):
         latest = repository.shipment_events(order.id, limit=1)
-        orders.append({
-            "order_no": order.order_no,
-            "status": ORDER_STATUS_ZH.get(order.status, order.status),
-            "total": yuan(order.total_cents),
-            "created_at": china_time(order.created_at),
-            "items": "、".join(f"{i.product_name}×{i.quantity}" for i in order.items),
-            "logistics": (f"{china_time(latest[0].happened_at)} {latest[0].location} {latest[0].description}"
-                          if latest else ""),
-        })
+        orders.append(
+            {
+                "order_no": order.order_no,
+                "status": ORDER_STATUS_ZH.get(order.status, order.status),
+                "total": yuan(order.total_cents),
+                "created_at": china_time(order.created_at),
+                "items": "、".join(f"{i.product_name}×{i.quantity}" for i in order.items),
+                "logistics": (
+                    f"{china_time(latest[0].happened_at)} {latest[0].location} {latest[0].description}"
+                    if latest
+                    else ""
+                ),
+            }
+        )
     return orders
 
 
@@ -765,16 +846,25 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     demo_login = demo_login_allowed(args.host, os.environ)
     if os.environ.get("KEFU_DEMO_LOGIN") == "1" and not demo_login:
-        logger.error("KEFU_DEMO_LOGIN=1 ignored: the demo login needs KEFU_TOKEN_SECRET and a page on loopback, "
-                     "not %s", args.host)
+        logger.error(
+            "KEFU_DEMO_LOGIN=1 ignored: the demo login needs KEFU_TOKEN_SECRET and a page on loopback, not %s",
+            args.host,
+        )
 
     try:
         ensure_schema()
     except DatabaseError as exc:
         logger.error("the console needs the shop database: %s", exc)
     app = create_app(args.rasa_url, demo_login=demo_login)
-    logger.info("chat page on http://%s:%s/ and console on http://%s:%s/console/ (Rasa at %s, demo login %s)",
-                args.host, args.port, args.host, args.port, args.rasa_url, "on" if demo_login else "off")
+    logger.info(
+        "chat page on http://%s:%s/ and console on http://%s:%s/console/ (Rasa at %s, demo login %s)",
+        args.host,
+        args.port,
+        args.host,
+        args.port,
+        args.rasa_url,
+        "on" if demo_login else "off",
+    )
     app.run(host=args.host, port=args.port, workers=1, access_log=False)
 
 

@@ -169,7 +169,7 @@ for index in "${!RASA_PORTS[@]}"; do
     "${CORS_ARGS[@]}" "${AUTH_ARGS[@]}"
 done
 say "starting the chat page on :$WEB_PORT"
-supervise web "$PY" -m kefu.web --host 127.0.0.1 --port "$WEB_PORT" --rasa-url "http://localhost:$PUBLIC_PORT"
+supervise web env KEFU_PROXIES_COUNT=1 "$PY" -m kefu.web --host 127.0.0.1 --port "$WEB_PORT" --rasa-url "http://localhost:$PUBLIC_PORT"
 
 # -- nginx ------------------------------------------------------------------
 rasa_servers="" action_servers=""

@@ -340,3 +340,29 @@ def test_a_failed_rest_message_is_logged_masked(caplog):
     message = UserMessage("卡号6222 0212 3456 7890 128", CollectingOutputChannel(), "web-x")
     asyncio.run(failures_logged_masked(broken_bot)(message))
     assert "6222***********0128" in caplog.text and "0212" not in caplog.text
+
+
+def test_new_chat_sessions_are_limited_per_client_address(tmp_path):
+    """Each session is a new sender id (three new guesses at a phone tail):
+    one address gets only so many."""
+    import requests
+
+    from kefu.db.engine import make_engine
+    from kefu.shop.demo import seed
+    from kefu.testing import free_port, running_web
+    from kefu.web import SessionLimiter
+
+    now = [0.0]
+    limiter = SessionLimiter(2, 60, clock=lambda: now[0])
+    assert [limiter.allow("10.0.0.1") for _ in range(3)] == [True, True, False]
+    assert limiter.allow("10.0.0.2")  # another address has its own count
+    now[0] += 61
+    assert limiter.allow("10.0.0.1")  # and the window passes
+
+    url = f"sqlite:///{tmp_path / 'shop.sqlite3'}"
+    seed(make_engine(url), orders=20)
+    env = {"KEFU_TOKEN_SECRET": "limit-secret", "KEFU_SESSIONS_PER_ADDRESS": "2"}
+    with running_web(url, f"http://127.0.0.1:{free_port()}", extra_env=env) as origin:
+        codes = [requests.post(f"{origin}/api/session", timeout=10).status_code for _ in range(3)]
+        refused = requests.post(f"{origin}/api/session", timeout=10)
+    assert codes == [200, 200, 429] and refused.status_code == 429 and "稍后再试" in refused.json()["error"]
