@@ -212,7 +212,8 @@ def _decide_intent(message: Message, name: str) -> None:
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True)
 class RetrievalIntentResponseSelector(ResponseSelector):
     """Rasa's ResponseSelector, trained the same way, that selects a response
-    only for messages classified as its retrieval intent (`faq`). Its answer
+    only for messages whose first or second intent is its retrieval intent
+    (`faq`; the second for the fallback's two guesses). Its answer
     is used only when the bot runs `utter_faq`, which only the faq intent
     triggers; the stock component ran its TensorFlow model on every message
     (a tenth of the Rasa server's time per turn, BENCHMARKS.md). Other
@@ -222,7 +223,9 @@ class RetrievalIntentResponseSelector(ResponseSelector):
     def process(self, messages: List[Message]) -> List[Message]:
         if not self.retrieval_intent:
             return super().process(messages)
-        retrieval = [m for m in messages if (m.get("intent") or {}).get("name") == self.retrieval_intent]
+        # Also when faq is the runner-up: the fallback offers the top two as buttons.
+        retrieval = [m for m in messages if self.retrieval_intent in
+                     [r.get("name") for r in (m.get("intent_ranking") or [m.get("intent") or {}])[:2]]]
         if retrieval:
             super().process(retrieval)
         return messages
