@@ -12,7 +12,10 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARK = ROOT.parent / "shared" / "eval" / "external_nlu.jsonl"
+# ../shared next to the clone; a git worktree under /work/wt also finds /work/shared.
+BENCHMARK = next((path for path in (ROOT.parent / "shared" / "eval" / "external_nlu.jsonl",
+                                    ROOT.parent.parent / "shared" / "eval" / "external_nlu.jsonl")
+                  if path.exists()), ROOT.parent / "shared" / "eval" / "external_nlu.jsonl")
 GROUPS = {
     "product": ["product_price", "product_stock", "product_spec", "product_recommend", "promotions"],
     "order": ["order_status", "track_shipment", "cancel_order", "change_address", "inform"],
