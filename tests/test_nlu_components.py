@@ -206,3 +206,15 @@ def test_a_bare_number_answers_a_question(text, guessed, expected):
 ])
 def test_yiban_is_a_rating_only_at_the_end_of_a_clause(text, expected):
     assert [(e.entity, e.value) for e in extract(text) if e.entity == "score"] == expected
+
+
+@pytest.mark.parametrize("text, span", [
+    ("订单2026000000000001质量有问题 我要退货", "质量"),
+    ("质量问题", "质量问题"),
+    ("这个质量有点问题", "质量"),
+])
+def test_a_quality_reason_is_found_by_rule(text, span):
+    from kefu.nlu.rules import extract
+
+    reasons = [e for e in extract(text) if e.entity == "reason"]
+    assert [(e.text, e.value) for e in reasons] == [(span, span)]
