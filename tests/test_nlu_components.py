@@ -184,6 +184,10 @@ def test_more_rule_entities(text, expected):
     ("88", "goodbye", "goodbye"),          # chat slang for bye stays what DIET said
     ("5", "rate_service", "rate_service"),
     ("订单12345", "order_status", "order_status"),  # words around the number: DIET decides
+    ("asdfghjkl", "affirm", "nlu_fallback"),  # a run along one keyboard row is no answer
+    ("qwerty", "affirm", "nlu_fallback"),
+    ("???", "greet", "nlu_fallback"),          # punctuation alone (normalised from ？？？)
+    ("hello", "greet", "greet"),
 ])
 def test_a_bare_number_answers_a_question(text, guessed, expected):
     from rasa.shared.nlu.training_data.message import Message

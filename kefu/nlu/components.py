@@ -242,6 +242,11 @@ class BareNumberClassifier(GraphComponent):
 
     INTENT = "inform"
     BARE_NUMBER = re.compile(r"^\s*\d(?:[\s-]?\d){3,}\s*$")
+    # A run along one keyboard row (asdfghjkl, qwertyuiop) is not a message:
+    # the sentence features put it near short answers such as "ok" (affirm).
+    KEYBOARD_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
+    # Punctuation alone ("？？？", "。。。") asks nothing we can answer.
+    ONLY_PUNCTUATION = re.compile(r"[\s?!.,;:~…·。，！？、；：～\-_]+")
 
     @classmethod
     def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
@@ -250,7 +255,12 @@ class BareNumberClassifier(GraphComponent):
 
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
-            if not self.BARE_NUMBER.match(message.get(TEXT) or ""):
+            text = (message.get(TEXT) or "").strip()
+            if (len(text) >= 5 and any(text in row for row in self.KEYBOARD_ROWS)) \
+                    or self.ONLY_PUNCTUATION.fullmatch(text):
+                _decide_intent(message, "nlu_fallback")
+                continue
+            if not self.BARE_NUMBER.match(text):
                 continue
             current = (message.get("intent") or {}).get("name")
             if current == self.INTENT:
