@@ -32,8 +32,44 @@ class ActionHandoff(Action):
         return events + await handoff(dispatcher, tracker, reason)
 
 
+# Intents never offered as a guess: answering "did you mean: yes?" helps nobody.
+NOT_SUGGESTED = {"nlu_fallback", "affirm", "deny", "inform", "out_of_scope", "sensitive_info", "rate_service"}
+SUGGESTIONS = 2
+
+
+def suggested_intents(parse_data: dict, domain: DomainDict) -> List[dict]:
+    """The most likely intents of a misunderstood message, each with the
+    label (domain response `utter_intent_label_<intent>`) and the payload of
+    its button. A faq guess is offered as the sub-question the response
+    selector picked; its button sends the label as text, which the NLU reads
+    as that question (tests/test_nlu_model.py checks it)."""
+    responses = domain.get("responses") or {}
+    faq_key = ((((parse_data.get("response_selector") or {}).get("faq") or {}).get("response") or {})
+               .get("intent_response_key"))
+    suggestions: List[dict] = []
+    for ranked in parse_data.get("intent_ranking") or []:
+        intent = ranked.get("name") or ""
+        if intent in NOT_SUGGESTED:
+            continue
+        if intent == "faq":
+            if not faq_key:
+                continue
+            label_key = f"utter_intent_label_{faq_key.replace('/', '_')}"
+        else:
+            label_key = f"utter_intent_label_{intent}"
+        label = ((responses.get(label_key) or [{}])[0]).get("text")
+        if not label:
+            continue
+        payload = label if intent == "faq" else "/" + intent
+        suggestions.append({"intent": faq_key if intent == "faq" else intent, "label": label, "payload": payload})
+        if len(suggestions) == SUGGESTIONS:
+            break
+    return suggestions
+
+
 class ActionFallback(Action):
-    """First misunderstanding: ask to rephrase. Second in a row: a human."""
+    """First misunderstanding: offer the two most likely requests as buttons
+    (ask to rephrase when there is no guess). Second in a row: a human."""
 
     def name(self) -> str:
         return "action_fallback"
@@ -47,6 +83,15 @@ class ActionFallback(Action):
             logger.info("conversation %s: two misunderstandings in a row, handing off", tracker.sender_id)
             dispatcher.utter_message(response="utter_handoff_offer_after_fallback")
             return await handoff(dispatcher, tracker, "two_fallbacks")
+        suggestions = suggested_intents((tracker.latest_message or {}), domain)
+        if len(suggestions) == SUGGESTIONS:
+            first, second = suggestions
+            logger.info("conversation %s: not understood, offering %s / %s", tracker.sender_id,
+                        first["intent"], second["intent"])
+            dispatcher.utter_message(response="utter_fallback_suggest",
+                                     first_label=first["label"], first_payload=first["payload"],
+                                     second_label=second["label"], second_payload=second["payload"])
+            return []
         dispatcher.utter_message(response="utter_ask_rephrase")
         return []
 

@@ -61,5 +61,11 @@ say "held-out NLU test (rasa test nlu on tests/nlu/holdout.yml)"
 export KEFU_NLU_RESULTS="$TEST_DIR/results/nlu"
 "$PY" scripts/nlu_report.py "$KEFU_NLU_RESULTS"
 
+say "real-style held-out NLU test (rasa test nlu on tests/nlu/holdout_realstyle.yml)"
+"$VENV/bin/rasa" test nlu --model "$MODEL" --nlu tests/nlu/holdout_realstyle.yml --out "$TEST_DIR/results/nlu-realstyle" \
+  >"$TEST_DIR/nlu-realstyle-test.log" 2>&1 || { tail -n 40 "$TEST_DIR/nlu-realstyle-test.log"; die "rasa test nlu failed"; }
+export KEFU_NLU_REALSTYLE_RESULTS="$TEST_DIR/results/nlu-realstyle"
+"$PY" scripts/nlu_report.py "$KEFU_NLU_REALSTYLE_RESULTS"
+
 say "pytest (the tests make check did not run)"
 "$PY" -m pytest -m "$SLOW_TESTS" "$@"

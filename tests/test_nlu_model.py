@@ -11,7 +11,10 @@ import pytest
 
 pytestmark = pytest.mark.model
 
-INTENT_ACCURACY = 0.95
+# Floors against regressions, a little under the measured figures (README,
+# "Measured quality": 0.951 intent accuracy) so that a retraining's noise
+# does not fail the suite; the targets are reported there, not here.
+INTENT_ACCURACY = 0.94
 MACRO_F1 = 0.93
 ENTITY_F1 = 0.95
 # Which extractor is responsible for which entity.

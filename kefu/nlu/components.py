@@ -225,7 +225,8 @@ def _decide_intent(message: Message, name: str) -> None:
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True)
 class RetrievalIntentResponseSelector(ResponseSelector):
     """Rasa's ResponseSelector, trained the same way, that selects a response
-    only for messages classified as its retrieval intent (`faq`). Its answer
+    only for messages whose first or second intent is its retrieval intent
+    (`faq`; the second for the fallback's two guesses). Its answer
     is used only when the bot runs `utter_faq`, which only the faq intent
     triggers; the stock component ran its TensorFlow model on every message
     (a tenth of the Rasa server's time per turn, BENCHMARKS.md). Other
@@ -235,7 +236,9 @@ class RetrievalIntentResponseSelector(ResponseSelector):
     def process(self, messages: List[Message]) -> List[Message]:
         if not self.retrieval_intent:
             return super().process(messages)
-        retrieval = [m for m in messages if (m.get("intent") or {}).get("name") == self.retrieval_intent]
+        # Also when faq is the runner-up: the fallback offers the top two as buttons.
+        retrieval = [m for m in messages if self.retrieval_intent in
+                     [r.get("name") for r in (m.get("intent_ranking") or [m.get("intent") or {}])[:2]]]
         if retrieval:
             super().process(retrieval)
         return messages
@@ -252,6 +255,11 @@ class BareNumberClassifier(GraphComponent):
 
     INTENT = "inform"
     BARE_NUMBER = re.compile(r"^\s*\d(?:[\s-]?\d){3,}\s*$")
+    # A run along one keyboard row (asdfghjkl, qwertyuiop) is not a message:
+    # the sentence features put it near short answers such as "ok" (affirm).
+    KEYBOARD_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
+    # Punctuation alone ("？？？", "。。。") asks nothing we can answer.
+    ONLY_PUNCTUATION = re.compile(r"[\s?!.,;:~…·。，！？、；：～\-_]+")
 
     @classmethod
     def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
@@ -260,7 +268,12 @@ class BareNumberClassifier(GraphComponent):
 
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
-            if not self.BARE_NUMBER.match(message.get(TEXT) or ""):
+            text = (message.get(TEXT) or "").strip()
+            if (len(text) >= 5 and any(text in row for row in self.KEYBOARD_ROWS)) \
+                    or self.ONLY_PUNCTUATION.fullmatch(text):
+                _decide_intent(message, "nlu_fallback")
+                continue
+            if not self.BARE_NUMBER.match(text):
                 continue
             current = (message.get("intent") or {}).get("name")
             if current == self.INTENT:

@@ -84,6 +84,12 @@ def _overlaps(a: RuleEntity, taken: list[RuleEntity]) -> bool:
     return any(a.start < b.end and b.start < a.end for b in taken)
 
 
+# "质量有问题" names the reason 质量, "质量问题" the whole phrase: DIET's span
+# for it varied between trainings (issue 12), the conversation tests hold
+# the bot to these two.
+REASON_QUALITY = re.compile(r"质量问题|质量(?=有问题|有点问题)")
+
+
 def extract(text: str) -> list[RuleEntity]:
     """Entities found in normalised `text`, without overlaps, in text order."""
     found: list[RuleEntity] = []
@@ -110,6 +116,8 @@ def extract(text: str) -> list[RuleEntity]:
             value = as_int(parse_number(match.group(1)))
             if value and value > 0:
                 add("price_max", match, 0, value)
+    for match in REASON_QUALITY.finditer(text):
+        add("reason", match, 0, match.group(0))
     for match in SCORE_STARS.finditer(text):
         digit = match.group(1)
         add("score", match, 0, int(digit) if digit.isdigit() else _STAR_DIGITS[digit])
