@@ -1,4 +1,5 @@
 """Hand-off, fallback, closing with a rating, and session start."""
+
 from __future__ import annotations
 
 import logging
@@ -37,16 +38,17 @@ NOT_SUGGESTED = {"nlu_fallback", "affirm", "deny", "inform", "out_of_scope", "se
 SUGGESTIONS = 2
 
 
-def suggested_intents(parse_data: dict, domain: DomainDict) -> List[dict]:
+def suggested_intents(parse_data: dict, domain: DomainDict) -> list[dict]:
     """The most likely intents of a misunderstood message, each with the
     label (domain response `utter_intent_label_<intent>`) and the payload of
     its button. A faq guess is offered as the sub-question the response
     selector picked; its button sends the label as text, which the NLU reads
     as that question (tests/test_nlu_model.py checks it)."""
     responses = domain.get("responses") or {}
-    faq_key = ((((parse_data.get("response_selector") or {}).get("faq") or {}).get("response") or {})
-               .get("intent_response_key"))
-    suggestions: List[dict] = []
+    faq_key = (((parse_data.get("response_selector") or {}).get("faq") or {}).get("response") or {}).get(
+        "intent_response_key"
+    )
+    suggestions: list[dict] = []
     for ranked in parse_data.get("intent_ranking") or []:
         intent = ranked.get("name") or ""
         if intent in NOT_SUGGESTED:
@@ -86,11 +88,19 @@ class ActionFallback(Action):
         suggestions = suggested_intents((tracker.latest_message or {}), domain)
         if len(suggestions) == SUGGESTIONS:
             first, second = suggestions
-            logger.info("conversation %s: not understood, offering %s / %s", tracker.sender_id,
-                        first["intent"], second["intent"])
-            dispatcher.utter_message(response="utter_fallback_suggest",
-                                     first_label=first["label"], first_payload=first["payload"],
-                                     second_label=second["label"], second_payload=second["payload"])
+            logger.info(
+                "conversation %s: not understood, offering %s / %s",
+                tracker.sender_id,
+                first["intent"],
+                second["intent"],
+            )
+            dispatcher.utter_message(
+                response="utter_fallback_suggest",
+                first_label=first["label"],
+                first_payload=first["payload"],
+                second_label=second["label"],
+                second_payload=second["payload"],
+            )
             return []
         dispatcher.utter_message(response="utter_ask_rephrase")
         return []

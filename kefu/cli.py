@@ -3,6 +3,7 @@
 Errors that an operator can fix (a bad DATABASE_URL, a database that is
 down) are printed as one line naming the cause, with exit status 2.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -138,8 +138,9 @@ def install() -> bool:
         uninstall()
         return False
     _installed = True
-    logger.info("kefu.rasa_speedups installed: %d private Rasa methods replaced (%s=0 runs stock Rasa)",
-                len(ORIGINALS), SWITCH)
+    logger.info(
+        "kefu.rasa_speedups installed: %d private Rasa methods replaced (%s=0 runs stock Rasa)", len(ORIGINALS), SWITCH
+    )
     return True
 
 

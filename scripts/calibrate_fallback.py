@@ -6,6 +6,7 @@ nothing), and the accuracy of the messages it answers.
 
 Usage: python scripts/calibrate_fallback.py [--model models/x.tar.gz] [--nlu FILE]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,9 @@ def expected_and_ranking(agent, examples) -> list[tuple[str, list[tuple[str, flo
     rows = []
     for message in examples:
         parse = asyncio.run(agent.parse_message(message.get("text")))
-        ranking = [(r["name"], r["confidence"]) for r in parse.get("intent_ranking") or []
-                   if r["name"] != "nlu_fallback"]
+        ranking = [
+            (r["name"], r["confidence"]) for r in parse.get("intent_ranking") or [] if r["name"] != "nlu_fallback"
+        ]
         if not ranking:  # decided by rule (bare number, card number): certain
             ranking = [(parse["intent"]["name"], 1.0)]
         expected = message.get("intent")
@@ -41,6 +43,8 @@ def main() -> int:
     from kefu.testing import newest_model
 
     model = args.model or newest_model()
+    if model is None:
+        raise SystemExit("no trained model: run `make train` or pass --model")
     agent = Agent.load(str(model))
     rows = expected_and_ranking(agent, load_data(str(args.nlu)).intent_examples)
     print(f"{args.nlu.name}: {len(rows)} messages, model {model.name}, ambiguity threshold {args.ambiguity}")
@@ -56,8 +60,10 @@ def main() -> int:
             else:
                 answered_right += top == expected
         answered = len(rows) - fallback
-        print(f"  {threshold:<9.2f}{fallback:>9}{right_fallback:>15}"
-              f"{answered_right / max(answered, 1):>19.3f}{answered_right / len(rows):>18.3f}")
+        print(
+            f"  {threshold:<9.2f}{fallback:>9}{right_fallback:>15}"
+            f"{answered_right / max(answered, 1):>19.3f}{answered_right / len(rows):>18.3f}"
+        )
     return 0
 
 

@@ -7,6 +7,7 @@ copied or trained on. Without it this script says so and stops.
 
 Usage: python scripts/eval_external.py [--model models/x.tar.gz] [--benchmark file.jsonl] [--json out.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,11 +21,28 @@ DEFAULT_BENCHMARK = ROOT.parent / "shared" / "eval" / "external_nlu.jsonl"
 GROUPS = {
     "product": ["product_price", "product_stock", "product_spec", "product_recommend", "promotions"],
     "order": ["order_status", "track_shipment", "cancel_order", "change_address", "inform"],
-    "after-sales": ["request_return", "request_exchange", "request_refund", "request_repair", "complaint",
-                    "aftersales_status", "return_policy"],
+    "after-sales": [
+        "request_return",
+        "request_exchange",
+        "request_refund",
+        "request_repair",
+        "complaint",
+        "aftersales_status",
+        "return_policy",
+    ],
     "payment/security": ["payment_methods", "payment_failed", "security_report", "account_security", "invoice"],
-    "social": ["greet", "goodbye", "thank", "affirm", "deny", "bot_challenge", "human_handoff", "out_of_scope",
-               "rate_service", "shipping_policy"],
+    "social": [
+        "greet",
+        "goodbye",
+        "thank",
+        "affirm",
+        "deny",
+        "bot_challenge",
+        "human_handoff",
+        "out_of_scope",
+        "rate_service",
+        "shipping_policy",
+    ],
 }
 
 
@@ -68,8 +86,12 @@ async def evaluate(model: Path, benchmark: Path) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", type=Path)
-    parser.add_argument("--benchmark", type=Path, default=DEFAULT_BENCHMARK,
-                        help="JSON lines with `text` and `intent` (default: %(default)s)")
+    parser.add_argument(
+        "--benchmark",
+        type=Path,
+        default=DEFAULT_BENCHMARK,
+        help="JSON lines with `text` and `intent` (default: %(default)s)",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     from kefu.testing import newest_model

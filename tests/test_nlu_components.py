@@ -243,18 +243,21 @@ def test_more_rule_entities(text, expected):
     assert _entities(text) == expected
 
 
-@pytest.mark.parametrize("text, guessed, expected", [
-    ("12345", "goodbye", "inform"),        # a malformed order number is still an answer
-    ("2026 0000 0000 0001", "affirm", "inform"),
-    ("8000", "nlu_fallback", "inform"),
-    ("88", "goodbye", "goodbye"),          # chat slang for bye stays what DIET said
-    ("5", "rate_service", "rate_service"),
-    ("订单12345", "order_status", "order_status"),  # words around the number: DIET decides
-    ("asdfghjkl", "affirm", "nlu_fallback"),  # a run along one keyboard row is no answer
-    ("qwerty", "affirm", "nlu_fallback"),
-    ("???", "greet", "nlu_fallback"),          # punctuation alone (normalised from ？？？)
-    ("hello", "greet", "greet"),
-])
+@pytest.mark.parametrize(
+    "text, guessed, expected",
+    [
+        ("12345", "goodbye", "inform"),  # a malformed order number is still an answer
+        ("2026 0000 0000 0001", "affirm", "inform"),
+        ("8000", "nlu_fallback", "inform"),
+        ("88", "goodbye", "goodbye"),  # chat slang for bye stays what DIET said
+        ("5", "rate_service", "rate_service"),
+        ("订单12345", "order_status", "order_status"),  # words around the number: DIET decides
+        ("asdfghjkl", "affirm", "nlu_fallback"),  # a run along one keyboard row is no answer
+        ("qwerty", "affirm", "nlu_fallback"),
+        ("???", "greet", "nlu_fallback"),  # punctuation alone (normalised from ？？？)
+        ("hello", "greet", "greet"),
+    ],
+)
 def test_a_bare_number_answers_a_question(text, guessed, expected):
     from rasa.shared.nlu.training_data.message import Message
 
@@ -281,11 +284,14 @@ def test_yiban_is_a_rating_only_at_the_end_of_a_clause(text, expected):
     assert [(e.entity, e.value) for e in extract(text) if e.entity == "score"] == expected
 
 
-@pytest.mark.parametrize("text, span", [
-    ("订单2026000000000001质量有问题 我要退货", "质量"),
-    ("质量问题", "质量问题"),
-    ("这个质量有点问题", "质量"),
-])
+@pytest.mark.parametrize(
+    "text, span",
+    [
+        ("订单2026000000000001质量有问题 我要退货", "质量"),
+        ("质量问题", "质量问题"),
+        ("这个质量有点问题", "质量"),
+    ],
+)
 def test_a_quality_reason_is_found_by_rule(text, span):
     from kefu.nlu.rules import extract
 

@@ -2,6 +2,7 @@
 thank-you is read as the request, a thank-you with a sentence around it is a
 thank-you, the real-style held-out set (from the `rasa test nlu` run that
 `make test` does before pytest), and the fallback's faq buttons."""
+
 from __future__ import annotations
 
 import json
@@ -29,25 +30,31 @@ def parse(trained_model):
     return lambda text: asyncio.run(agent.parse_message(text))
 
 
-@pytest.mark.parametrize("text, intent", [
-    ("你好,我想查一下订单", "order_status"),
-    ("你好，我想退货，需要怎么操作?", "request_return"),
-    ("在吗 快递到哪了", "track_shipment"),
-    ("亲 我要退款 谢谢", "request_refund"),
-    ("帮我取消订单谢谢", "cancel_order"),
-    ("你好", "greet"),
-    ("在吗亲", "greet"),
-])
+@pytest.mark.parametrize(
+    "text, intent",
+    [
+        ("你好,我想查一下订单", "order_status"),
+        ("你好，我想退货，需要怎么操作?", "request_return"),
+        ("在吗 快递到哪了", "track_shipment"),
+        ("亲 我要退款 谢谢", "request_refund"),
+        ("帮我取消订单谢谢", "cancel_order"),
+        ("你好", "greet"),
+        ("在吗亲", "greet"),
+    ],
+)
 def test_a_request_wrapped_in_pleasantries_is_read_as_the_request(parse, text, intent):
     assert parse(text)["intent"]["name"] == intent
 
 
-@pytest.mark.parametrize("text", [
-    "好的 谢谢你的耐心解答",
-    "明白了 非常感谢你的帮助",
-    "谢谢你帮我查 这下放心了",
-    "好的好的 太感谢了",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "好的 谢谢你的耐心解答",
+        "明白了 非常感谢你的帮助",
+        "谢谢你帮我查 这下放心了",
+        "好的好的 太感谢了",
+    ],
+)
 def test_a_thank_you_with_a_sentence_around_it_is_a_thank_you(parse, text):
     assert parse(text)["intent"]["name"] == "thank"
 
@@ -58,8 +65,11 @@ def test_each_faq_button_of_the_fallback_reads_as_its_own_question(parse):
     responses = {}
     for path in (ROOT / "domain").glob("*.yml"):
         responses.update((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("responses") or {})
-    labels = {name[len("utter_intent_label_faq_"):]: variants[0]["text"]
-              for name, variants in responses.items() if name.startswith("utter_intent_label_faq_")}
+    labels = {
+        name[len("utter_intent_label_faq_") :]: variants[0]["text"]
+        for name, variants in responses.items()
+        if name.startswith("utter_intent_label_faq_")
+    }
     assert set(labels) == {"shipping_policy", "return_policy", "invoice", "payment_methods"}
     for key, label in labels.items():
         result = parse(label)

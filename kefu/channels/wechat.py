@@ -37,7 +37,8 @@ import hashlib
 import hmac
 import logging
 import time
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
 from sanic import Blueprint, response
@@ -80,7 +81,7 @@ class CustomerServiceClient:
         await asyncio.to_thread(self._client.message.send_text, openid, text)
 
 
-def render_text(messages: List[Dict[Text, Any]]) -> str:
+def render_text(messages: list[dict[str, Any]]) -> str:
     """Bot messages as one WeChat text: buttons become a numbered list."""
     parts = []
     for message in messages:
@@ -99,11 +100,11 @@ def render_text(messages: List[Dict[Text, Any]]) -> str:
 
 class WeChatInput(InputChannel):
     @classmethod
-    def name(cls) -> Text:
+    def name(cls) -> str:
         return "wechat"
 
     @classmethod
-    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
         credentials = credentials or {}
         return cls(
             token=credentials.get("token") or "",
@@ -121,8 +122,8 @@ class WeChatInput(InputChannel):
         app_secret: str = "",
         encoding_aes_key: str = "",
         reply_timeout: float = 4.5,
-        client: Optional[Any] = None,
-        state: Optional[StateStore] = None,
+        client: Any | None = None,
+        state: StateStore | None = None,
     ) -> None:
         self.token = token
         self.app_id = app_id

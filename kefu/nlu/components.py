@@ -13,12 +13,13 @@
 - BareNumberClassifier: a message that is only a number answers a question.
 - SensitiveDataGuard: bank card and ID numbers are flagged and masked.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import re
-from typing import Any, Dict, List, Optional, Text
+from typing import Any
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -61,15 +62,20 @@ SENSITIVE = "kefu_sensitive"
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER], is_trainable=False)
 class ChineseTextNormalizer(GraphComponent):
     @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
+    def get_default_config() -> dict[str, Any]:
         return {"max_chars": MAX_MESSAGE_CHARS}
 
-    def __init__(self, config: Dict[Text, Any]) -> None:
+    def __init__(self, config: dict[str, Any]) -> None:
         self.max_chars = int(config.get("max_chars", MAX_MESSAGE_CHARS))
 
     @classmethod
-    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
-               execution_context: ExecutionContext) -> "ChineseTextNormalizer":
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> ChineseTextNormalizer:
         return cls(config)
 
     def _normalise(self, message: Message, mask: bool = False) -> None:
@@ -95,13 +101,13 @@ class ChineseTextNormalizer(GraphComponent):
             self._normalise(message)
         return training_data
 
-    def process(self, messages: List[Message]) -> List[Message]:
+    def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
             self._normalise(message, mask=True)
         return messages
 
 
-def _entity(entity: str, start: int, end: int, value: Any, confidence: float, extractor: str) -> Dict[Text, Any]:
+def _entity(entity: str, start: int, end: int, value: Any, confidence: float, extractor: str) -> dict[str, Any]:
     return {
         ENTITY_ATTRIBUTE_TYPE: entity,
         ENTITY_ATTRIBUTE_START: start,
@@ -112,14 +118,13 @@ def _entity(entity: str, start: int, end: int, value: Any, confidence: float, ex
     }
 
 
-def _add_entities(message: Message, new: List[Dict[Text, Any]]) -> None:
+def _add_entities(message: Message, new: list[dict[str, Any]]) -> None:
     if not new:
         return
     existing = message.get(ENTITIES, [])
     # A rule or catalogue match is authoritative over DIET on the same span.
     kept = [
-        e for e in existing
-        if not any(e.get("start", -1) < n["end"] and n["start"] < e.get("end", -1) for n in new)
+        e for e in existing if not any(e.get("start", -1) < n["end"] and n["start"] < e.get("end", -1) for n in new)
     ]
     message.set(ENTITIES, sorted(kept + new, key=lambda e: e.get("start", 0)), add_to_output=True)
 
@@ -127,17 +132,22 @@ def _add_entities(message: Message, new: List[Dict[Text, Any]]) -> None:
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=False)
 class ShopRuleEntityExtractor(GraphComponent, EntityExtractorMixin):
     @classmethod
-    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
-               execution_context: ExecutionContext) -> "ShopRuleEntityExtractor":
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> ShopRuleEntityExtractor:
         return cls()
 
-    def process(self, messages: List[Message]) -> List[Message]:
+    def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
             text = message.get(TEXT) or ""
-            _add_entities(message, [
-                _entity(e.entity, e.start, e.end, e.value, 1.0, self.__class__.__name__)
-                for e in rules.extract(text)
-            ])
+            _add_entities(
+                message,
+                [_entity(e.entity, e.start, e.end, e.value, 1.0, self.__class__.__name__) for e in rules.extract(text)],
+            )
         return messages
 
 
@@ -148,22 +158,28 @@ class CatalogueEntityExtractor(GraphComponent, EntityExtractorMixin):
 
     ENTITIES = ("product", "brand", "category")
 
-    def __init__(self, model_storage: ModelStorage, resource: Resource,
-                 terms: Optional[Dict[str, Dict[str, str]]] = None) -> None:
+    def __init__(
+        self, model_storage: ModelStorage, resource: Resource, terms: dict[str, dict[str, str]] | None = None
+    ) -> None:
         self._model_storage = model_storage
         self._resource = resource
         self.terms = terms or {}
         self.matcher = CatalogueMatcher(self.terms) if self.terms else None
 
     @classmethod
-    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
-               execution_context: ExecutionContext) -> "CatalogueEntityExtractor":
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> CatalogueEntityExtractor:
         return cls(model_storage, resource)
 
     @staticmethod
-    def terms_from_training_data(training_data: TrainingData) -> Dict[str, Dict[str, str]]:
-        terms: Dict[str, Dict[str, str]] = {entity: {} for entity in CatalogueEntityExtractor.ENTITIES}
-        canonical: Dict[str, tuple] = {}
+    def terms_from_training_data(training_data: TrainingData) -> dict[str, dict[str, str]]:
+        terms: dict[str, dict[str, str]] = {entity: {} for entity in CatalogueEntityExtractor.ENTITIES}
+        canonical: dict[str, tuple] = {}
         for table in training_data.lookup_tables:
             entity = table.get("name")
             if entity not in terms:
@@ -188,12 +204,20 @@ class CatalogueEntityExtractor(GraphComponent, EntityExtractorMixin):
             logger.warning("no catalogue lookup tables in the training data: run `kefu nlu export`")
         self.matcher = CatalogueMatcher(self.terms)
         with self._model_storage.write_to(self._resource) as directory:
-            (directory / "catalogue.json").write_text(json.dumps(self.terms, ensure_ascii=False, sort_keys=True), encoding="utf-8")
+            (directory / "catalogue.json").write_text(
+                json.dumps(self.terms, ensure_ascii=False, sort_keys=True), encoding="utf-8"
+            )
         return self._resource
 
     @classmethod
-    def load(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
-             execution_context: ExecutionContext, **kwargs: Any) -> "CatalogueEntityExtractor":
+    def load(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> CatalogueEntityExtractor:
         try:
             with model_storage.read_from(resource) as directory:
                 terms = json.loads((directory / "catalogue.json").read_text(encoding="utf-8"))
@@ -202,15 +226,18 @@ class CatalogueEntityExtractor(GraphComponent, EntityExtractorMixin):
             terms = {}
         return cls(model_storage, resource, terms)
 
-    def process(self, messages: List[Message]) -> List[Message]:
+    def process(self, messages: list[Message]) -> list[Message]:
         if self.matcher is None:
             return messages
         for message in messages:
             text = message.get(TEXT) or ""
-            _add_entities(message, [
-                _entity(m.entity, m.start, m.end, m.value, m.confidence, self.__class__.__name__)
-                for m in self.matcher.find(text)
-            ])
+            _add_entities(
+                message,
+                [
+                    _entity(m.entity, m.start, m.end, m.value, m.confidence, self.__class__.__name__)
+                    for m in self.matcher.find(text)
+                ],
+            )
         return messages
 
 
@@ -233,12 +260,16 @@ class RetrievalIntentResponseSelector(ResponseSelector):
     messages carry no `response_selector` result. Without a configured
     `retrieval_intent` it behaves exactly like the stock component."""
 
-    def process(self, messages: List[Message]) -> List[Message]:
+    def process(self, messages: list[Message]) -> list[Message]:
         if not self.retrieval_intent:
             return super().process(messages)
         # Also when faq is the runner-up: the fallback offers the top two as buttons.
-        retrieval = [m for m in messages if self.retrieval_intent in
-                     [r.get("name") for r in (m.get("intent_ranking") or [m.get("intent") or {}])[:2]]]
+        retrieval = [
+            m
+            for m in messages
+            if self.retrieval_intent
+            in [r.get("name") for r in (m.get("intent_ranking") or [m.get("intent") or {}])[:2]]
+        ]
         if retrieval:
             super().process(retrieval)
         return messages
@@ -262,15 +293,21 @@ class BareNumberClassifier(GraphComponent):
     ONLY_PUNCTUATION = re.compile(r"[\s?!.,;:~…·。，！？、；：～\-_]+")
 
     @classmethod
-    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
-               execution_context: ExecutionContext) -> "BareNumberClassifier":
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> BareNumberClassifier:
         return cls()
 
-    def process(self, messages: List[Message]) -> List[Message]:
+    def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
             text = (message.get(TEXT) or "").strip()
-            if (len(text) >= 5 and any(text in row for row in self.KEYBOARD_ROWS)) \
-                    or self.ONLY_PUNCTUATION.fullmatch(text):
+            if (len(text) >= 5 and any(text in row for row in self.KEYBOARD_ROWS)) or self.ONLY_PUNCTUATION.fullmatch(
+                text
+            ):
                 _decide_intent(message, "nlu_fallback")
                 continue
             if not self.BARE_NUMBER.match(text):
@@ -292,11 +329,16 @@ class SensitiveDataGuard(GraphComponent):
     INTENT = "sensitive_info"
 
     @classmethod
-    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
-               execution_context: ExecutionContext) -> "SensitiveDataGuard":
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> SensitiveDataGuard:
         return cls()
 
-    def process(self, messages: List[Message]) -> List[Message]:
+    def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
             text = message.get(TEXT) or ""
             if not (message.get(SENSITIVE) or contains_sensitive(text)):
@@ -307,6 +349,13 @@ class SensitiveDataGuard(GraphComponent):
                 message.set(RAW_TEXT, mask_sensitive(message.get(RAW_TEXT)))
             _decide_intent(message, self.INTENT)
             # Entities found inside the number (an "order number", a "phone tail") are not real.
-            message.set(ENTITIES, [e for e in message.get(ENTITIES, []) if e.get("entity") not in
-                                   ("order_no", "phone_tail", "tracking_no")], add_to_output=True)
+            message.set(
+                ENTITIES,
+                [
+                    e
+                    for e in message.get(ENTITIES, [])
+                    if e.get("entity") not in ("order_no", "phone_tail", "tracking_no")
+                ],
+                add_to_output=True,
+            )
         return messages

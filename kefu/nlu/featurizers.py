@@ -20,11 +20,12 @@
 All three read the request text that PleasantryTokenFilter stores under
 REQUEST_TEXT (the whole text when the filter is not in the pipeline).
 """
+
 from __future__ import annotations
 
 import logging
 import pickle
-from typing import Any, Dict, List, Optional, Text
+from typing import Any
 
 import numpy as np
 import scipy.sparse
@@ -57,8 +58,13 @@ def _has_text(message: Message) -> bool:
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER], is_trainable=False)
 class PleasantryTokenFilter(GraphComponent):
     @classmethod
-    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
-               execution_context: ExecutionContext) -> "PleasantryTokenFilter":
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> PleasantryTokenFilter:
         return cls()
 
     def _filter(self, message: Message) -> None:
@@ -82,7 +88,7 @@ class PleasantryTokenFilter(GraphComponent):
             self._filter(message)
         return training_data
 
-    def process(self, messages: List[Message]) -> List[Message]:
+    def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
             self._filter(message)
         return messages
@@ -109,27 +115,32 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
     BATCH = 64
 
     @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
+    def get_default_config() -> dict[str, Any]:
         return {**DenseFeaturizer.get_default_config(), "scale": 1.0}
 
     @classmethod
-    def validate_config(cls, config: Dict[Text, Any]) -> None:
+    def validate_config(cls, config: dict[str, Any]) -> None:
         pass
 
-    def __init__(self, config: Dict[Text, Any], name: Text) -> None:
+    def __init__(self, config: dict[str, Any], name: str) -> None:
         super().__init__(name, config)
         self.scale = float(config.get("scale", 1.0))
 
     @classmethod
-    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
-               execution_context: ExecutionContext) -> "SentenceEncoderFeaturizer":
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> SentenceEncoderFeaturizer:
         return cls(config, execution_context.node_name)
 
-    def _featurise(self, messages: List[Message]) -> None:
+    def _featurise(self, messages: list[Message]) -> None:
         messages = [m for m in messages if _has_text(m)]
         encoder = _Encoder.get()
         for first in range(0, len(messages), self.BATCH):
-            batch = messages[first:first + self.BATCH]
+            batch = messages[first : first + self.BATCH]
             vectors = np.asarray(encoder.encode([request_text_of(m) for m in batch]), dtype=np.float32)
             for message, vector in zip(batch, vectors):
                 self.add_features_to_message(None, (vector * self.scale).reshape(1, -1), TEXT, message)
@@ -138,7 +149,7 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
         self._featurise(training_data.training_examples)
         return training_data
 
-    def process(self, messages: List[Message]) -> List[Message]:
+    def process(self, messages: list[Message]) -> list[Message]:
         self._featurise(messages)
         return messages
 
@@ -146,23 +157,34 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER], is_trainable=True)
 class CharNgramFeaturizer(SparseFeaturizer, GraphComponent):
     @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
+    def get_default_config() -> dict[str, Any]:
         return {**SparseFeaturizer.get_default_config(), "min_ngram": 1, "max_ngram": 3, "min_df": 1}
 
     @classmethod
-    def validate_config(cls, config: Dict[Text, Any]) -> None:
+    def validate_config(cls, config: dict[str, Any]) -> None:
         pass
 
-    def __init__(self, config: Dict[Text, Any], name: Text, model_storage: ModelStorage,
-                 resource: Resource, vectorizer: Any = None) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        name: str,
+        model_storage: ModelStorage,
+        resource: Resource,
+        vectorizer: Any = None,
+    ) -> None:
         super().__init__(name, config)
         self._model_storage = model_storage
         self._resource = resource
         self.vectorizer = vectorizer
 
     @classmethod
-    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
-               execution_context: ExecutionContext) -> "CharNgramFeaturizer":
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> CharNgramFeaturizer:
         return cls(config, execution_context.node_name, model_storage, resource)
 
     def train(self, training_data: TrainingData) -> Resource:
@@ -170,8 +192,11 @@ class CharNgramFeaturizer(SparseFeaturizer, GraphComponent):
 
         texts = [request_text_of(m) for m in training_data.training_examples if _has_text(m)]
         self.vectorizer = TfidfVectorizer(
-            analyzer="char", ngram_range=(int(self._config["min_ngram"]), int(self._config["max_ngram"])),
-            min_df=int(self._config["min_df"]), sublinear_tf=True, dtype=np.float32,
+            analyzer="char",
+            ngram_range=(int(self._config["min_ngram"]), int(self._config["max_ngram"])),
+            min_df=int(self._config["min_df"]),
+            sublinear_tf=True,
+            dtype=np.float32,
         )
         self.vectorizer.fit(texts or [" "])
         with self._model_storage.write_to(self._resource) as directory:
@@ -179,9 +204,15 @@ class CharNgramFeaturizer(SparseFeaturizer, GraphComponent):
         return self._resource
 
     @classmethod
-    def load(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
-             execution_context: ExecutionContext, **kwargs: Any) -> "CharNgramFeaturizer":
-        vectorizer: Optional[Any] = None
+    def load(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> CharNgramFeaturizer:
+        vectorizer: Any | None = None
         try:
             with model_storage.read_from(resource) as directory:
                 # Our own file inside our own model archive.
@@ -190,7 +221,7 @@ class CharNgramFeaturizer(SparseFeaturizer, GraphComponent):
             logger.warning("the model has no character n-gram vocabulary; that feature is left out")
         return cls(config, execution_context.node_name, model_storage, resource, vectorizer)
 
-    def _featurise(self, messages: List[Message]) -> None:
+    def _featurise(self, messages: list[Message]) -> None:
         if self.vectorizer is None:
             return
         messages = [m for m in messages if _has_text(m)]
@@ -204,6 +235,6 @@ class CharNgramFeaturizer(SparseFeaturizer, GraphComponent):
         self._featurise(training_data.training_examples)
         return training_data
 
-    def process(self, messages: List[Message]) -> List[Message]:
+    def process(self, messages: list[Message]) -> list[Message]:
         self._featurise(messages)
         return messages

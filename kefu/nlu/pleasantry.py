@@ -12,6 +12,7 @@ acknowledgements (好的/嗯嗯/收到) would be left: "你好" stays a greeting
 No Rasa import: kefu.nlu.featurizers uses it in the pipeline, tests use it
 alone. Works on normalised text (simplified, half-width, lower case).
 """
+
 from __future__ import annotations
 
 import re
@@ -22,24 +23,98 @@ _PARTICLES = r"[呀啊啦呢哈嘛吖哦噢喔]"
 
 # Openers safe without a separator after them (你好我想退货).
 _OPENERS = (
-    "你们好", "你好", "您好", "妳好", "大家好", "哈喽", "哈罗", "哈啰", "嗨", "喂",
-    "在吗", "在么", "在麽", "在嘛", "在不在", "在没", "在不", "在的吗", "在线吗",
-    "有人吗", "有人在吗", "有人在不", "有人不",
-    "早上好", "上午好", "中午好", "下午好", "晚上好", "早安", "早啊",
-    "打扰一下", "打扰了", "打扰啦", "打扰下",
-    "亲亲", "亲爱的",
+    "你们好",
+    "你好",
+    "您好",
+    "妳好",
+    "大家好",
+    "哈喽",
+    "哈罗",
+    "哈啰",
+    "嗨",
+    "喂",
+    "在吗",
+    "在么",
+    "在麽",
+    "在嘛",
+    "在不在",
+    "在没",
+    "在不",
+    "在的吗",
+    "在线吗",
+    "有人吗",
+    "有人在吗",
+    "有人在不",
+    "有人不",
+    "早上好",
+    "上午好",
+    "中午好",
+    "下午好",
+    "晚上好",
+    "早安",
+    "早啊",
+    "打扰一下",
+    "打扰了",
+    "打扰啦",
+    "打扰下",
+    "亲亲",
+    "亲爱的",
 )
 # Openers that need a separator or another opener after them: 亲子装, 客服电话, hifi.
 _GUARDED_OPENERS = ("亲", "客服", "老板", "掌柜的", "店家", "hi", "hello", "hey", "hallo")
 # Thank-yous at the end (查下订单谢谢).
 _CLOSERS = (
-    "太感谢了", "非常感谢", "太谢谢了", "感谢感谢", "谢谢你们", "谢谢您", "谢谢你", "谢谢亲", "谢谢啦", "谢谢了", "谢谢", "多谢", "感谢", "谢啦", "谢了",
-    "麻烦你了", "麻烦您了", "麻烦了", "辛苦了", "辛苦啦", "thanks", "thank you", "thx", "3q",
+    "太感谢了",
+    "非常感谢",
+    "太谢谢了",
+    "感谢感谢",
+    "谢谢你们",
+    "谢谢您",
+    "谢谢你",
+    "谢谢亲",
+    "谢谢啦",
+    "谢谢了",
+    "谢谢",
+    "多谢",
+    "感谢",
+    "谢啦",
+    "谢了",
+    "麻烦你了",
+    "麻烦您了",
+    "麻烦了",
+    "辛苦了",
+    "辛苦啦",
+    "thanks",
+    "thank you",
+    "thx",
+    "3q",
 )
 # What may be left that is no request: "好的谢谢" is a thank-you, not `affirm`.
 _ACKNOWLEDGEMENTS = (
-    "好的", "好滴", "好嘞", "好吧", "好", "嗯嗯", "嗯", "ok", "okay", "行", "可以", "知道了", "明白了",
-    "懂了", "收到", "了解", "那好", "没事了", "没问题", "哦", "噢", "那", "就这样", "那就这样",
+    "好的",
+    "好滴",
+    "好嘞",
+    "好吧",
+    "好",
+    "嗯嗯",
+    "嗯",
+    "ok",
+    "okay",
+    "行",
+    "可以",
+    "知道了",
+    "明白了",
+    "懂了",
+    "收到",
+    "了解",
+    "那好",
+    "没事了",
+    "没问题",
+    "哦",
+    "噢",
+    "那",
+    "就这样",
+    "那就这样",
 )
 
 
@@ -52,12 +127,8 @@ _OPENER = re.compile(
     rf"|(?:{_alternation(_GUARDED_OPENERS)})(?={_SEPARATORS}|{_alternation(_OPENERS)}|$))"
     rf"(?:{_PARTICLES}|{_SEPARATORS})*"
 )
-_CLOSER = re.compile(
-    rf"(?:{_SEPARATORS})*(?:{_alternation(_CLOSERS)})(?:{_PARTICLES}|亲|客服|{_SEPARATORS})*$"
-)
-_ONLY_ACKNOWLEDGEMENT = re.compile(
-    rf"^(?:{_alternation(_ACKNOWLEDGEMENTS)}|{_SEPARATORS}|{_PARTICLES}|亲)*$"
-)
+_CLOSER = re.compile(rf"(?:{_SEPARATORS})*(?:{_alternation(_CLOSERS)})(?:{_PARTICLES}|亲|客服|{_SEPARATORS})*$")
+_ONLY_ACKNOWLEDGEMENT = re.compile(rf"^(?:{_alternation(_ACKNOWLEDGEMENTS)}|{_SEPARATORS}|{_PARTICLES}|亲)*$")
 # At least two characters of something else must remain to call it a request.
 _MIN_CONTENT_CHARS = 2
 
