@@ -264,10 +264,15 @@ def test_a_bare_number_answers_a_question(text, guessed, expected):
     from kefu.nlu.components import BareNumberClassifier
 
     guess = {"name": guessed, "confidence": 0.5}
-    message = Message(data={"text": text, "intent": guess, "intent_ranking": [guess]})
+    diet_entity = {"entity": "reason", "value": text, "start": 0, "end": len(text), "extractor": "DIETClassifier"}
+    message = Message(data={"text": text, "intent": guess, "intent_ranking": [guess], "entities": [diet_entity]})
     BareNumberClassifier().process([message])
     assert message.get("intent")["name"] == expected
     assert message.get("intent_ranking")[0]["name"] == expected
+    # Noise sent to the fallback keeps no entity DIET may have seen in it.
+    assert message.get("entities") == (
+        [] if expected == "nlu_fallback" and guessed != "nlu_fallback" else [diet_entity]
+    )
 
 
 @pytest.mark.parametrize(

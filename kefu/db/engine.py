@@ -28,7 +28,7 @@ from kefu.shop.errors import ShopUnavailable
 logger = logging.getLogger(__name__)
 
 # Bump when the models change, and add a step to MIGRATIONS below.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

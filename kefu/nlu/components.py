@@ -308,7 +308,9 @@ class BareNumberClassifier(GraphComponent):
             if (len(text) >= 5 and any(text in row for row in self.KEYBOARD_ROWS)) or self.ONLY_PUNCTUATION.fullmatch(
                 text
             ):
+                # Noise carries no entities either (DIET may tag it as a reason).
                 _decide_intent(message, "nlu_fallback")
+                message.set(ENTITIES, [], add_to_output=True)
                 continue
             if not self.BARE_NUMBER.match(text):
                 continue
