@@ -1,0 +1,51 @@
+"""Rasa's SQL event broker, pointed at the shop database.
+
+`endpoints.yml` names it (`event_broker: type: kefu.analytics.broker.KefuSQLEventBroker`).
+It is Rasa's own SQLEventBroker with two differences:
+
+- its table is `analytics_broker_events`, not `events`: Rasa's SQL tracker
+  store also keeps a table called `events` (other columns), and the stock
+  broker pointed at a database holding that store would write rows the
+  store later reads back as conversation events;
+- the database is DATABASE_URL (default: the embedded SQLite file), opened
+  through kefu.db.engine (WAL, busy timeout, pooled), so a publish costs an
+  insert on an open connection, and the consumer commits its rows and its
+  read position in the same database.
+
+A failing publish is logged, never raised: analytics must not cost a
+customer an answer.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from asyncio import AbstractEventLoop
+from typing import Any
+
+from rasa.core.brokers.sql import SQLEventBroker
+from rasa.utils.endpoints import EndpointConfig
+from sqlalchemy import insert
+
+from kefu.analytics import store
+from kefu.db.engine import make_engine
+
+logger = logging.getLogger(__name__)
+
+
+class KefuSQLEventBroker(SQLEventBroker):
+    def __init__(self, url: str | None = None, **_ignored: Any) -> None:  # noqa: D107 - see the module
+        self.engine = make_engine(url or None)
+        store.ensure_tables(self.engine)
+
+    @classmethod
+    async def from_endpoint_config(cls, broker_config: EndpointConfig,
+                                   event_loop: AbstractEventLoop | None = None) -> KefuSQLEventBroker:
+        return cls(**broker_config.kwargs)
+
+    def publish(self, event: dict[str, Any]) -> None:
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(insert(store.broker_events).values(
+                    sender_id=event.get("sender_id"), data=json.dumps(event, ensure_ascii=False)))
+        except Exception as exc:  # noqa: BLE001 - see the module docstring
+            logger.error("analytics: event of %r not published: %s", event.get("sender_id"), exc)

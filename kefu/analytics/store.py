@@ -1,0 +1,105 @@
+"""The analytics tables: a read model derived from the event stream.
+
+They live in the shop database (so that tickets, ratings, hand-off claims and
+the audit log are joined, not copied) but on their own metadata: they are
+rebuildable from the broker's events at any time (drop them and reset the
+cursor), so they are created when missing rather than versioned with the
+shop schema.
+"""
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Engine
+
+metadata = MetaData()
+
+# Where each event source has been read up to (the high-water mark). It is
+# written in the same transaction as the rows the events produced: a crash
+# before the commit re-reads the batch, after it nothing is read twice.
+cursors = Table(
+    "analytics_cursors", metadata,
+    Column("source", String(64), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+# Rasa's SQL event broker table (kefu.analytics.broker); declared here too so
+# that the consumer and the tests can read it without Rasa.
+broker_events = Table(
+    "analytics_broker_events", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("sender_id", String(255)),
+    Column("data", Text),
+)
+
+# One row per conversation: a Rasa session of one sender (a new session
+# after an hour of silence is a new conversation).
+conversations = Table(
+    "analytics_conversations", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("sender_id", String(255), nullable=False),
+    Column("started_at", DateTime, nullable=False),
+    Column("last_event_at", DateTime, nullable=False),
+    Column("channel", String(32), nullable=False, default="web"),
+    Column("customer_key", String(255), nullable=False),
+    Column("user_turns", Integer, nullable=False, default=0),
+    Column("fallback_turns", Integer, nullable=False, default=0),
+    # Two nlu_fallback user turns with no other user turn between them.
+    Column("fallback_streak", Integer, nullable=False, default=0),
+    Column("two_fallbacks_in_row", Boolean, nullable=False, default=False),
+    Column("handed_off", Boolean, nullable=False, default=False),
+    UniqueConstraint("sender_id", "started_at", name="uq_analytics_conversation_start"),
+    Index("ix_analytics_conversations_started", "started_at"),
+)
+
+# One row per user message. event_key (a hash of the event's JSON) makes an
+# event delivered twice count once.
+user_turns = Table(
+    "analytics_user_turns", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("event_key", String(64), nullable=False, unique=True),
+    Column("conversation_id", Integer, nullable=False, index=True),
+    Column("sender_id", String(255), nullable=False),
+    Column("at", DateTime, nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("normalized_text", String(200), nullable=False),
+    Column("intent", String(64), nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("is_fallback", Boolean, nullable=False),
+    Column("products", String(256), nullable=False, default=""),  # "|"-joined catalogue names
+    Column("categories", String(256), nullable=False, default=""),
+    # Seconds from this message to the bot's first reply (null: no reply).
+    Column("response_seconds", Float, nullable=True),
+    Index("ix_analytics_user_turns_at", "at"),
+    Index("ix_analytics_user_turns_sender_at", "sender_id", "at"),
+)
+
+# One row per hand-off (the action's handoff_reason slot), one per reason
+# and conversation: the customer asking again while waiting is the same one.
+handoffs = Table(
+    "analytics_handoffs", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("conversation_id", Integer, nullable=False, index=True),
+    Column("sender_id", String(255), nullable=False),
+    Column("at", DateTime, nullable=False),
+    Column("reason", String(64), nullable=False),
+    UniqueConstraint("conversation_id", "reason", name="uq_analytics_handoff"),
+    Index("ix_analytics_handoffs_at", "at"),
+)
+
+
+def ensure_tables(engine: Engine) -> None:
+    metadata.create_all(engine)
