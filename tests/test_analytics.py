@@ -130,7 +130,7 @@ def test_every_figure_of_a_fixed_week(analytics_db):
         "bot_settled": 4, "bot_settled_share": 0.6667, "handed_off": 2, "handoff_rate": 0.3333,
         "median_wait_seconds": 60.0, "claimed_handoffs": 2,
         "fallbacks": 4, "fallback_rate": 0.3636,
-        "ratings": 3, "csat_average": 3.67, "rating_share": 0.5, "rated_conversations": 3,
+        "ratings": 3, "csat_average": 3.67, "rating_share": 0.5,
         "response_p50_seconds": 0.5, "response_p95_seconds": 1.0,
     }
     assert figures["conversations_by_bucket"] == [

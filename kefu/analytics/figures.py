@@ -158,9 +158,6 @@ def compute(engine: Engine, period: Period) -> dict[str, Any]:
         ratings = _rows(db, """
             SELECT score, COUNT(*) AS ratings FROM satisfaction_ratings
             WHERE created_at >= :start AND created_at < :end GROUP BY score ORDER BY score""", p)
-        rated_conversations = db.execute(text("""
-            SELECT COUNT(DISTINCT conversation_id) FROM satisfaction_ratings
-            WHERE created_at >= :start AND created_at < :end"""), p).scalar() or 0
         per_agent = _rows(db, """
             SELECT r.staff_id AS staff_id, COALESCE(s.name, '') AS agent, COUNT(*) AS ratings,
                    ROUND(AVG(r.score * 1.0), 2) AS average
@@ -197,8 +194,8 @@ def compute(engine: Engine, period: Period) -> dict[str, Any]:
             "ratings": rating_count,
             "csat_average": round(sum(s * n for s, n in distribution.items()) / rating_count, 2)
             if rating_count else None,
-            "rating_share": _share(rated_conversations, total_conversations),
-            "rated_conversations": int(rated_conversations),
+            # The bot invites one rating per conversation: a rating is a rated conversation.
+            "rating_share": _share(min(rating_count, total_conversations), total_conversations),
             "response_p50_seconds": p50,
             "response_p95_seconds": p95,
         },
