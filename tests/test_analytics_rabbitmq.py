@@ -9,11 +9,10 @@ import asyncio
 import uuid
 
 import pytest
+from test_analytics import WEEK, all_events, shop_records, test_every_figure_of_a_fixed_week as check_the_fixed_week
 
 from kefu.analytics.figures import compute
 from kefu.analytics.rabbitmq import DEFAULT_URL, RabbitConsumer
-from test_analytics import WEEK, all_events, shop_records
-from test_analytics import test_every_figure_of_a_fixed_week as check_the_fixed_week
 
 pytestmark = [pytest.mark.e2e]
 
@@ -30,7 +29,7 @@ async def _queue_length(queue: str) -> int:
     try:
         channel = await connection.channel()
         declared = await channel.declare_queue(queue, durable=True, passive=True)
-        return declared.declaration_result.message_count
+        return int(declared.declaration_result.message_count or 0)
     finally:
         await connection.close()
 

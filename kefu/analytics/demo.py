@@ -122,7 +122,7 @@ def generate_demo_month(engine: Engine, *, days: int = 30, today: date | None = 
     for day_index in range(days, 0, -1):
         day = today - timedelta(days=day_index)
         weekend = day.weekday() >= 5
-        for number in range(rng.randint(55, 80) if weekend else rng.randint(35, 60)):
+        for _ in range(rng.randint(55, 80) if weekend else rng.randint(35, 60)):
             hour = rng.choices(range(24), weights=HOUR_WEIGHTS)[0]
             local = datetime.combine(day, datetime.min.time()) + timedelta(
                 hours=hour, minutes=rng.randrange(60), seconds=rng.randrange(60))
@@ -160,7 +160,8 @@ def generate_demo_month(engine: Engine, *, days: int = 30, today: date | None = 
             allowed = rng.random() < 0.7
             if allowed:
                 records.append(AftersalesTicket(
-                    ticket_no=f"DEMO{index:06d}", kind="return", reason=rng.choice(["不喜欢", "质量问题", "尺码不合适"]),
+                    ticket_no=f"DEMO{index:06d}", kind="return",
+                    reason=rng.choice(["不喜欢", "质量问题", "尺码不合适"]),
                     status=rng.choice(["approved", "closed", "open"]), created_at=end,
                     conversation_id=script.sender_id, request_key=f"demo-{index}"))
             else:

@@ -62,7 +62,7 @@ class RabbitConsumer:
 
     async def consume_batch(self) -> int:
         """Take up to batch_size waiting messages, apply, commit, acknowledge."""
-        messages = []
+        messages: list[Any] = []
         while len(messages) < self.batch_size:
             message = await self._queue.get(no_ack=False, fail=False, timeout=5)
             if message is None:

@@ -65,7 +65,8 @@ def html_report(figures: dict[str, Any]) -> str:
 <style>{STYLE.read_text(encoding="utf-8")}</style></head>
 <body class="analytics report">
 <header class="report-head"><h1>{html.escape(title)}</h1>
-<p>按{"周" if period["by"] == "week" else "日"}统计 · 中国时间 · 生成于 {made} · 指标定义见 docs/analytics.md</p></header>
+<p>按{"周" if period["by"] == "week" else "日"}统计 · 中国时间 · 生成于 {made} ·
+指标定义见 docs/analytics.md</p></header>
 <section id="kpis" class="kpis"></section>
 <section id="charts" class="charts"></section>
 <section id="tables" class="tables"></section>

@@ -205,7 +205,7 @@ class AnalyticsWriter:
                  for c in self._changed.values()])
         if self._handoffs:
             table = store.handoffs
-            existing = set()
+            existing: set[tuple[int, str]] = set()
             for chunk in _chunks(sorted({cid for cid, _ in self._handoffs})):
                 existing.update((row.conversation_id, row.reason) for row in self.db.execute(
                     select(table.c.conversation_id, table.c.reason).where(table.c.conversation_id.in_(chunk))))
