@@ -224,3 +224,11 @@ def test_broker_publish_failure_is_logged_not_raised(tmp_path, caplog):
 def test_period_is_china_days():
     period = Period(date(2026, 11, 2), date(2026, 11, 2))
     assert period.start_utc == D(2026, 11, 1, 16) and period.end_utc - period.start_utc == timedelta(days=1)
+
+
+def test_broker_starts_with_the_database_down_and_says_so(caplog):
+    from kefu.analytics.broker import KefuSQLEventBroker
+
+    broker = KefuSQLEventBroker("postgresql://postgres@127.0.0.1:9/nobody_listens")
+    broker.publish({"sender_id": "s", "event": "user", "timestamp": 1.0})
+    assert "not published" in caplog.text and "table not ready" in caplog.text

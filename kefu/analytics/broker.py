@@ -35,7 +35,19 @@ logger = logging.getLogger(__name__)
 class KefuSQLEventBroker(SQLEventBroker):
     def __init__(self, url: str | None = None, **_ignored: Any) -> None:  # noqa: D107 - see the module
         self.engine = make_engine(url or None)
-        store.ensure_tables(self.engine)
+        self._tables_ready = False
+        self._ensure_tables()
+
+    def _ensure_tables(self) -> bool:
+        # A database down when Rasa starts must not stop Rasa: the table is
+        # made on the first publish that reaches the database.
+        if not self._tables_ready:
+            try:
+                store.ensure_tables(self.engine)
+                self._tables_ready = True
+            except Exception as exc:  # noqa: BLE001 - logged; analytics waits for the database
+                logger.error("analytics: event broker table not ready: %s", exc)
+        return self._tables_ready
 
     @classmethod
     async def from_endpoint_config(cls, broker_config: EndpointConfig,
@@ -43,6 +55,9 @@ class KefuSQLEventBroker(SQLEventBroker):
         return cls(**broker_config.kwargs)
 
     def publish(self, event: dict[str, Any]) -> None:
+        if not self._ensure_tables():
+            logger.error("analytics: event of %r not published: no database", event.get("sender_id"))
+            return
         try:
             with self.engine.begin() as connection:
                 connection.execute(insert(store.broker_events).values(
