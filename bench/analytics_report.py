@@ -55,12 +55,15 @@ def fill(engine, turns: int, seed: int = 7) -> None:
                     "normalized_text": "某个问题" if not fallback else f"听不懂的话{rng.randrange(500)}",
                     "intent": intent, "confidence": 0.9, "is_fallback": fallback,
                     "products": "小米14" if intent == "product_price" else "", "categories": "",
-                    "response_seconds": rng.uniform(0.1, 1.5)})
+                    "response_seconds": rng.uniform(0.1, 1.5),
+                    **store.china_time_columns(began + timedelta(seconds=20 * index))})
             made += count
             conversation_rows.append({
                 "id": conversation_id, "sender_id": sender, "started_at": began, "last_event_at": began,
                 "channel": "web", "customer_key": sender, "user_turns": count, "fallback_turns": fallbacks,
-                "fallback_streak": streak, "two_fallbacks_in_row": two, "handed_off": handed})
+                "fallback_streak": streak, "two_fallbacks_in_row": two, "handed_off": handed,
+                "local_day": store.china_time_columns(began)["local_day"],
+                "local_week": store.china_time_columns(began)["local_week"]})
             if handed:
                 handoff_rows.append({"conversation_id": conversation_id, "sender_id": sender, "at": began,
                                      "reason": rng.choice(["customer_request", "two_fallbacks", "complaint"])})

@@ -96,9 +96,28 @@ def shop_records(engine) -> None:
 
 @pytest.fixture()
 def analytics_db(tmp_path):
+    return fill_through_the_broker(f"sqlite:///{tmp_path / 'shop.sqlite3'}")
+
+
+@pytest.fixture()
+def postgres_analytics_db():
+    from conftest import _postgres_database
+
+    admin, created, why = _postgres_database()
+    if created is None:
+        pytest.skip(why)
+    name, url = created
+    engine = fill_through_the_broker(url)
+    yield engine
+    engine.dispose()
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+def fill_through_the_broker(url: str):
     from kefu.analytics.broker import KefuSQLEventBroker
 
-    url = f"sqlite:///{tmp_path / 'shop.sqlite3'}"
     engine = make_engine(url)
     ensure_schema(engine)
     shop_records(engine)
@@ -119,7 +138,14 @@ def analytics_db(tmp_path):
     broker.publish(duplicate_user)
     broker.publish(duplicate_bot)
     SQLBrokerConsumer(engine, batch_size=7).drain()
+    broker.engine.dispose()
     return engine
+
+
+@pytest.mark.postgres
+def test_the_same_figures_on_postgresql(postgres_analytics_db):
+    test_every_figure_of_a_fixed_week(postgres_analytics_db)
+    test_by_week_and_an_empty_range(postgres_analytics_db)
 
 
 def test_every_figure_of_a_fixed_week(analytics_db):

@@ -102,9 +102,11 @@ class AnalyticsWriter:
         for conversation in conversations:
             if conversation["started_at"] == at:
                 return conversation
+        local = store.china_time_columns(at)
         row = {"sender_id": sender, "started_at": at, "last_event_at": at, "channel": channel,
                "customer_key": sender, "user_turns": 0, "fallback_turns": 0, "fallback_streak": 0,
-               "two_fallbacks_in_row": False, "handed_off": False}
+               "two_fallbacks_in_row": False, "handed_off": False, "local_day": local["local_day"],
+               "local_week": local["local_week"]}
         row["id"] = self.db.execute(insert(store.conversations).values(**row)).inserted_primary_key[0]
         conversations.append(row)
         conversations.sort(key=lambda c: c["started_at"])
@@ -141,7 +143,7 @@ class AnalyticsWriter:
                 "channel": channel_of(event), "text": text[:2000], "normalized_text": normalize_text(text),
                 "intent": intent[:64], "confidence": confidence, "is_fallback": is_fallback,
                 "products": "|".join(products)[:256], "categories": "|".join(categories)[:256],
-                "response_seconds": None}
+                "response_seconds": None, **store.china_time_columns(at)}
         self._new_turns[key] = turn
         self._last_turn[sender] = turn
         streak = conversation["fallback_streak"] + 1 if is_fallback else 0
