@@ -129,6 +129,19 @@ def _cmd_analytics_consume(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_nlu_export_reviewed(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from kefu.analytics.review import export_reviewed
+    from kefu.db.engine import ensure_schema, get_engine
+
+    engine = get_engine()
+    ensure_schema(engine)
+    count = export_reviewed(engine, Path(args.out))
+    print(f"{count} reviewed examples written to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kefu", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -159,6 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--data-file", default="data/catalogue.yml")
     export.add_argument("--dictionary-dir", default="var/nlu/jieba")
     export.set_defaults(func=_cmd_nlu_export)
+    reviewed = nlu.add_parser("export-reviewed",
+                              help="write not-understood messages an admin assigned to an intent as NLU data")
+    reviewed.add_argument("--out", default="data/nlu/reviewed.yml")
+    reviewed.set_defaults(func=_cmd_nlu_export_reviewed)
 
     report = sub.add_parser("report", help="analytics report for a date range (HTML with charts, or CSV)")
     report.add_argument("--from", dest="date_from", required=True, help="first day, e.g. 2026-11-01 (China time)")

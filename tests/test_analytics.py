@@ -258,3 +258,38 @@ def test_broker_starts_with_the_database_down_and_says_so(caplog):
     broker = KefuSQLEventBroker("postgresql://postgres@127.0.0.1:9/nobody_listens")
     broker.publish({"sender_id": "s", "event": "user", "timestamp": 1.0})
     assert "not published" in caplog.text and "table not ready" in caplog.text
+
+
+def test_the_unanswered_question_loop(analytics_db, tmp_path):
+    from sqlalchemy.engine import Engine
+
+    from kefu.analytics.review import decide, export_reviewed, unanswered
+    from kefu.analytics.writer import AnalyticsWriter
+
+    engine: Engine = analytics_db
+    phone_script = Script("web-p", D(2026, 11, 6, 2, 0), [
+        Turn("在吗", "greet"), Turn("帮我查13812345678的单子", "nlu_fallback", 0.2), Turn("好的", "affirm")])
+    with engine.begin() as db:
+        AnalyticsWriter(db).write(script_events(phone_script))
+    groups = unanswered(engine, WEEK)
+    assert [(g["normalized_text"], g["times"]) for g in groups][:2] == [("asdf", 3), ("???", 1)]
+    phone_group = next(g for g in groups if "138" in g["example"])
+    assert phone_group["example"] == "帮我查138****5678的单子"
+    assert [c["text"] for c in phone_group["context"]] == ["在吗", "帮我查138****5678的单子", "好的"]
+    with pytest.raises(ValueError):
+        decide(engine, "asdf", intent="no_such_intent", ignored=False, staff_id=None)
+    decide(engine, phone_group["normalized_text"], intent="order_status", ignored=False, staff_id=None)
+    decide(engine, "asdf", intent="out_of_scope", ignored=False, staff_id=None)
+    decide(engine, "???", intent=None, ignored=True, staff_id=None)
+    assert {(g["normalized_text"], g["intent"], g["ignored"]) for g in unanswered(engine, WEEK)} >= {
+        ("asdf", "out_of_scope", False), ("???", None, True)}
+    out = tmp_path / "reviewed.yml"
+    assert export_reviewed(engine, out) == 4
+    import yaml
+
+    data = yaml.safe_load(out.read_text(encoding="utf-8"))
+    assert {item["intent"]: item["examples"] for item in data["nlu"]} == {
+        "order_status": "- 帮我查138****5678的单子\n",
+        "out_of_scope": "- asdf\n- asdf!\n- ＡＳＤＦ\n",
+    }
+    assert "13812345678" not in out.read_text(encoding="utf-8")

@@ -119,6 +119,18 @@ handoffs = Table(
 )
 
 
+# The unanswered-question loop: what an admin decided for a group of
+# not-understood messages (same normalised text).
+reviews = Table(
+    "analytics_reviews", metadata,
+    Column("normalized_text", String(200), primary_key=True),
+    Column("intent", String(64), nullable=True),  # null with ignored: not training material
+    Column("ignored", Boolean, nullable=False, default=False),
+    Column("staff_id", Integer, nullable=True),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+
 def china_time_columns(moment: datetime) -> dict[str, object]:
     """The kept China-time columns of a UTC moment."""
     local = moment + timedelta(hours=8)

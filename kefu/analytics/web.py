@@ -20,6 +20,7 @@ from sanic.response import HTTPResponse
 from kefu.analytics.consumer import SQLBrokerConsumer
 from kefu.analytics.figures import CHINA_OFFSET, Period, compute
 from kefu.analytics.report import TABLE_COLUMNS, csv_tables
+from kefu.analytics.review import decide, known_intents, unanswered
 from kefu.db.engine import get_engine
 
 logger = logging.getLogger(__name__)
@@ -89,6 +90,30 @@ def register_dashboard(app: Sanic, *, api: Callable, signed_in: Callable, db: Ca
         if isinstance(period, str):
             return json_error(400, period)
         return as_json(await figures_for(period))
+
+    @app.get("/console/api/analytics/unanswered")
+    @api(admin=True)
+    async def analytics_unanswered(request: Request, who: Any) -> HTTPResponse:
+        period = period_from(request)
+        if isinstance(period, str):
+            return json_error(400, period)
+        groups = await db(unanswered, get_engine(), period)
+        return as_json({"groups": groups, "intents": sorted(await db(known_intents))})
+
+    @app.post("/console/api/analytics/review")
+    @api(admin=True, changes=True)
+    async def analytics_review(request: Request, who: Any) -> HTTPResponse:
+        data = request.json if isinstance(request.json, dict) else {}
+        normalized_text = str(data.get("normalized_text") or "")[:200]
+        intent = data.get("intent") or None
+        if not normalized_text:
+            return json_error(400, "缺少要归类的消息")
+        try:
+            await db(lambda: decide(get_engine(), normalized_text, intent=intent, ignored=bool(data.get("ignored")),
+                                    staff_id=who.staff.id))
+        except ValueError:
+            return json_error(400, "没有这个意图")
+        return as_json({"ok": True})
 
     @app.get("/console/api/analytics.csv")
     @api()
