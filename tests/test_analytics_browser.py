@@ -55,7 +55,7 @@ def launch(playwright):
         "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync", "--disable-background-networking"])
 
 
-def test_dashboard_draws_the_demo_month_and_follows_the_date_range(site):
+def test_dashboard_draws_the_demo_month_and_follows_the_date_range(site, demo_shop):
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -83,8 +83,20 @@ def test_dashboard_draws_the_demo_month_and_follows_the_date_range(site):
         assert days == 14
         assert page.locator("#table-not_understood tbody tr").count() >= 5
         page.screenshot(path=str(ARTIFACTS / "analytics-dashboard.png"), full_page=True)
+        # The admin's unanswered-question loop: the first group goes to an intent.
+        page.wait_for_selector("#review-rows tr", timeout=20000)
+        first = page.locator("#review-rows tr").first
+        first.locator("select").select_option("out_of_scope")
+        first.locator("button", has_text="归类").click()
+        first.locator(".review-state", has_text="已归类").wait_for(timeout=10000)
+        page.locator("#review").screenshot(path=str(ARTIFACTS / "analytics-review.png"))
         browser.close()
     assert errors == []
+    from kefu.analytics.figures import Period
+    from kefu.analytics.review import unanswered
+
+    groups = unanswered(demo_shop[1], Period(date(2026, 11, 1), date(2026, 11, 14)))
+    assert groups[0]["intent"] == "out_of_scope"
 
 
 def _signed_in_cookie(origin: str) -> str:

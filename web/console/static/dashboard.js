@@ -40,10 +40,67 @@
       $("status").textContent = figures.period.from + " 至 " + figures.period.to + " · " +
         figures.totals.conversations + " 个会话";
       document.body.setAttribute("data-loaded", q);
+      loadReview(q);
     }).catch(function (err) {
       $("status").textContent = "";
       $("notice").textContent = "加载失败：" + err.message;
       $("notice").hidden = false;
+    });
+  }
+
+  var me = null;
+  function el(tag, text) { var n = document.createElement(tag); if (text !== undefined) n.textContent = text; return n; }
+
+  function loadReview(q) {
+    if (!me || me.role !== "admin") return;
+    fetch("/console/api/analytics/unanswered?" + q, { credentials: "same-origin" }).then(function (r) {
+      return r.ok ? r.json() : null;
+    }).then(function (data) {
+      if (!data) return;
+      $("review").hidden = false;
+      var body = $("review-rows");
+      body.textContent = "";
+      data.groups.forEach(function (group) {
+        var row = el("tr");
+        row.appendChild(el("td", group.example));
+        row.appendChild(el("td", String(group.times)));
+        var context = el("td");
+        context.className = "context";
+        group.context.forEach(function (turn) {
+          var line = el("div", turn.text + "（" + turn.intent + "）");
+          if (turn["this"]) line.className = "this";
+          context.appendChild(line);
+        });
+        row.appendChild(context);
+        var cell = el("td");
+        var select = el("select");
+        select.appendChild(el("option", "选择意图…")).value = "";
+        data.intents.forEach(function (intent) {
+          var option = el("option", intent);
+          option.value = intent;
+          if (intent === group.intent) option.selected = true;
+          select.appendChild(option);
+        });
+        var assign = el("button", "归类"), ignore = el("button", "忽略");
+        var state = el("span", group.ignored ? "已忽略" : (group.intent ? "已归类" : ""));
+        state.className = "review-state";
+        var send = function (payload, done) {
+          payload.normalized_text = group.normalized_text;
+          fetch("/console/api/analytics/review", {
+            method: "POST", credentials: "same-origin",
+            headers: { "Content-Type": "application/json", "X-CSRF-Token": me.csrf },
+            body: JSON.stringify(payload)
+          }).then(function (r) { state.textContent = r.ok ? done : "保存失败"; });
+        };
+        assign.type = ignore.type = "button";
+        assign.addEventListener("click", function () {
+          if (select.value) send({ intent: select.value }, "已归类");
+        });
+        ignore.addEventListener("click", function () { send({ ignored: true }, "已忽略"); });
+        [select, assign, ignore, state].forEach(function (n) { cell.appendChild(n); });
+        row.appendChild(cell);
+        body.appendChild(row);
+      });
     });
   }
 
@@ -63,5 +120,6 @@
   $("last7").addEventListener("click", function () { range(7); });
   $("last30").addEventListener("click", function () { range(30); });
   window.addEventListener("resize", function () { charts.forEach(function (c) { c.resize(); }); });
-  load();
+  fetch("/console/api/me", { credentials: "same-origin" }).then(function (r) { return r.ok ? r.json() : null; })
+    .then(function (who) { me = who; load(); }, function () { load(); });
 })();
