@@ -293,3 +293,28 @@ def test_the_unanswered_question_loop(analytics_db, tmp_path):
         "out_of_scope": "- asdf\n- asdf!\n- ＡＳＤＦ\n",
     }
     assert "13812345678" not in out.read_text(encoding="utf-8")
+
+
+def test_inside_an_event_loop_a_turns_events_are_written_together(tmp_path):
+    import asyncio
+
+    from kefu.analytics.broker import KefuSQLEventBroker
+
+    url = f"sqlite:///{tmp_path / 'shop.sqlite3'}"
+    broker = KefuSQLEventBroker(url)
+    events = script_events(SCRIPTS[0])
+
+    async def a_turn() -> int:
+        for event in events:
+            broker.publish(event)
+        pending = len(broker._pending)
+        await broker.close()
+        return pending
+
+    assert asyncio.run(a_turn()) == len(events)  # nothing written while the turn's code ran
+    with broker.engine.connect() as db:
+        stored = [row.data for row in db.execute(select(store.broker_events.c.data)
+                                                 .order_by(store.broker_events.c.id))]
+    import json
+
+    assert [json.loads(text) for text in stored] == events

@@ -13,13 +13,19 @@ It is Rasa's own SQLEventBroker with two differences:
   read position in the same database.
 
 A failing publish is logged, never raised: analytics must not cost a
-customer an answer.
+customer an answer. Inside Rasa's event loop the events of a turn (Rasa
+publishes them one by one, in one go) are written together, in one
+transaction, by one writer thread, after the turn's code has run: the turn
+does not wait for the database. Events still in memory are lost if the
+process dies in those milliseconds.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from asyncio import AbstractEventLoop
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from rasa.core.brokers.sql import SQLEventBroker
@@ -35,6 +41,8 @@ logger = logging.getLogger(__name__)
 class KefuSQLEventBroker(SQLEventBroker):
     def __init__(self, url: str | None = None, **_ignored: Any) -> None:  # noqa: D107 - see the module
         self.engine = make_engine(url or None)
+        self._pending: list[dict[str, Any]] = []
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kefu-event-broker")
         self._tables_ready = False
         self._ensure_tables()
 
@@ -55,12 +63,37 @@ class KefuSQLEventBroker(SQLEventBroker):
         return cls(**broker_config.kwargs)
 
     def publish(self, event: dict[str, Any]) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._write([event])
+            return
+        self._pending.append(event)
+        if len(self._pending) == 1:
+            loop.call_soon(self._hand_over)
+
+    def _hand_over(self) -> None:
+        batch, self._pending = self._pending, []
+        # One thread: batches are written in the order they were published.
+        self._writer.submit(self._write, batch)
+
+    def _write(self, events: list[dict[str, Any]]) -> None:
         if not self._ensure_tables():
-            logger.error("analytics: event of %r not published: no database", event.get("sender_id"))
+            logger.error("analytics: %d events not published: no database", len(events))
             return
         try:
             with self.engine.begin() as connection:
-                connection.execute(insert(store.broker_events).values(
-                    sender_id=event.get("sender_id"), data=json.dumps(event, ensure_ascii=False)))
+                connection.execute(insert(store.broker_events), [
+                    {"sender_id": event.get("sender_id"), "data": json.dumps(event, ensure_ascii=False)}
+                    for event in events])
         except Exception as exc:  # noqa: BLE001 - see the module docstring
-            logger.error("analytics: event of %r not published: %s", event.get("sender_id"), exc)
+            logger.error("analytics: %d events not published: %s", len(events), exc)
+
+    def flush(self) -> None:
+        """Wait until every event handed over is written (tests, shutdown)."""
+        if self._pending:
+            self._hand_over()
+        self._writer.submit(lambda: None).result()
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.flush)
