@@ -114,10 +114,10 @@ def main() -> None:
     ensure_schema(demo)
     began = time.perf_counter()
     summary = generate_demo_month(demo, today=date(2026, 11, 28))
-    seconds = time.perf_counter() - began
+    writer_seconds = time.perf_counter() - began
     with demo.connect() as db:
         demo_turns = db.execute(select(func.count()).select_from(store.user_turns)).scalar()
-    print(f"writer: {summary} in {seconds:.2f} s ({demo_turns / seconds:,.0f} user turns/s with their events)")
+    print(f"writer: {summary} in {writer_seconds:.2f} s ({demo_turns / writer_seconds:,.0f} user turns/s with their events)")
 
 
 if __name__ == "__main__":
