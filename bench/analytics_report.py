@@ -117,7 +117,8 @@ def main() -> None:
     writer_seconds = time.perf_counter() - began
     with demo.connect() as db:
         demo_turns = db.execute(select(func.count()).select_from(store.user_turns)).scalar()
-    print(f"writer: {summary} in {writer_seconds:.2f} s ({demo_turns / writer_seconds:,.0f} user turns/s with their events)")
+    rate = demo_turns / writer_seconds
+    print(f"writer: {summary} in {writer_seconds:.2f} s ({rate:,.0f} user turns/s with their events)")
 
 
 if __name__ == "__main__":
