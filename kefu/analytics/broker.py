@@ -73,11 +73,16 @@ class KefuSQLEventBroker(SQLEventBroker):
             loop.call_soon(self._hand_over)
 
     def _hand_over(self) -> None:
+        # Runs on the event loop only (call_soon, close): no race on _pending.
+        if not self._pending:
+            return
         batch, self._pending = self._pending, []
         # One thread: batches are written in the order they were published.
         self._writer.submit(self._write, batch)
 
     def _write(self, events: list[dict[str, Any]]) -> None:
+        if not events:
+            return
         if not self._ensure_tables():
             logger.error("analytics: %d events not published: no database", len(events))
             return
@@ -89,11 +94,7 @@ class KefuSQLEventBroker(SQLEventBroker):
         except Exception as exc:  # noqa: BLE001 - see the module docstring
             logger.error("analytics: %d events not published: %s", len(events), exc)
 
-    def flush(self) -> None:
-        """Wait until every event handed over is written (tests, shutdown)."""
-        if self._pending:
-            self._hand_over()
-        self._writer.submit(lambda: None).result()
-
     async def close(self) -> None:
-        await asyncio.to_thread(self.flush)
+        """Write what is pending and wait for it (Rasa's shutdown, tests)."""
+        self._hand_over()
+        await asyncio.wrap_future(self._writer.submit(lambda: None))
