@@ -96,6 +96,75 @@ def _cmd_staff_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from datetime import date
+    from pathlib import Path
+
+    from kefu.analytics.consumer import SQLBrokerConsumer
+    from kefu.analytics.figures import Period, compute
+    from kefu.analytics.report import csv_tables, html_report
+    from kefu.db.engine import ensure_schema, get_engine
+
+    try:
+        period = Period(date.fromisoformat(args.date_from), date.fromisoformat(args.date_to), by=args.by)
+    except ValueError:
+        print("kefu: error: --from and --to are dates like 2026-11-01", file=sys.stderr)
+        return 2
+    if period.last < period.first:
+        print("kefu: error: --to is before --from", file=sys.stderr)
+        return 2
+    engine = get_engine()
+    ensure_schema(engine)
+    SQLBrokerConsumer(engine).drain()  # the events published until now count
+    figures = compute(engine, period)
+    out = Path(args.out)
+    if args.format == "csv":
+        out.mkdir(parents=True, exist_ok=True)
+        for name, text in csv_tables(figures).items():
+            (out / f"{name}.csv").write_text("\ufeff" + text, encoding="utf-8")
+        print(f"CSV tables written to {out}/")
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(html_report(figures), encoding="utf-8")
+        print(f"report written to {out} ({figures['totals']['conversations']} conversations)")
+    return 0
+
+
+def _cmd_analytics_demo(args: argparse.Namespace) -> int:
+    from kefu.analytics.demo import generate_demo_month
+    from kefu.db.engine import ensure_schema, get_engine
+
+    engine = get_engine()
+    ensure_schema(engine)
+    summary = generate_demo_month(engine, days=args.days, if_empty=args.if_empty)
+    print(summary)
+    return 0
+
+
+def _cmd_analytics_consume(args: argparse.Namespace) -> int:
+    from kefu.analytics.consumer import SQLBrokerConsumer
+    from kefu.db.engine import ensure_schema, get_engine
+
+    engine = get_engine()
+    ensure_schema(engine)
+    consumer = SQLBrokerConsumer(engine)
+    print(f"{consumer.drain()} broker rows applied; position {consumer.position()}")
+    return 0
+
+
+def _cmd_nlu_export_reviewed(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from kefu.analytics.review import export_reviewed
+    from kefu.db.engine import ensure_schema, get_engine
+
+    engine = get_engine()
+    ensure_schema(engine)
+    count = export_reviewed(engine, Path(args.out))
+    print(f"{count} reviewed examples written to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kefu", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -132,6 +201,30 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--data-file", default="data/catalogue.yml")
     export.add_argument("--dictionary-dir", default="var/nlu/jieba")
     export.set_defaults(func=_cmd_nlu_export)
+    reviewed = nlu.add_parser(
+        "export-reviewed", help="write not-understood messages an admin assigned to an intent as NLU data"
+    )
+    reviewed.add_argument("--out", default="data/nlu/reviewed.yml")
+    reviewed.set_defaults(func=_cmd_nlu_export_reviewed)
+
+    report = sub.add_parser("report", help="analytics report for a date range (HTML with charts, or CSV)")
+    report.add_argument("--from", dest="date_from", required=True, help="first day, e.g. 2026-11-01 (China time)")
+    report.add_argument("--to", dest="date_to", required=True, help="last day, included")
+    report.add_argument("--by", choices=("day", "week"), default="day")
+    report.add_argument("--format", choices=("html", "csv"), default="html")
+    report.add_argument("--out", default="report.html", help="the HTML file, or the directory for CSV files")
+    report.set_defaults(func=_cmd_report)
+
+    analytics = sub.add_parser("analytics", help="analytics store").add_subparsers(
+        dest="analytics_command", required=True
+    )
+    demo = analytics.add_parser("demo", help="replay a deterministic month of demo conversations' events")
+    demo.add_argument("--days", type=int, default=30)
+    demo.add_argument("--if-empty", action="store_true", help="do nothing if analytics already has conversations")
+    demo.set_defaults(func=_cmd_analytics_demo)
+    analytics.add_parser("consume", help="apply the SQL event broker's new events and stop").set_defaults(
+        func=_cmd_analytics_consume
+    )
     return parser
 
 

@@ -35,6 +35,7 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from kefu.analytics.web import register_dashboard
 from kefu.console.rasa import (
     ASK_RATING_RESPONSE,
     HANDBACK_RESPONSE,
@@ -777,6 +778,9 @@ def register_console(app: Sanic) -> None:
     async def delete_canned(_: Request, who: SignedIn, reply_id: int) -> HTTPResponse:
         await db(store.delete_canned_reply, reply_id)
         return as_json({"ok": True})
+
+    # The analytics dashboard (数据分析), behind the same guard.
+    register_dashboard(app, api=api, signed_in=signed_in, db=db, json_error=json_error, as_json=as_json)
 
 
 def customer_panel(store: ConsoleStore, conversation_id: str, customer_id: int | None) -> dict:

@@ -49,6 +49,9 @@ if [ "${KEFU_DEMO_LOGIN:-}" = "1" ]; then
   printf '%s\n' "$DEMO_AGENT_PASSWORD" | "$PY" -m kefu.cli staff add demo --role agent >/dev/null \
     || die "could not create the demo agent account"
   DEMO_AGENT_LINE="  Console login  demo / $DEMO_AGENT_PASSWORD   (demo agent, this run only)"
+  # The dashboard's demo month (once: a fresh analytics store only; seconds).
+  mkdir -p "$LOG_DIR" && "$PY" -m kefu.cli analytics demo --if-empty >"$LOG_DIR/analytics-demo.log" 2>&1 \
+    || say "the analytics demo month was not generated; see var/log/analytics-demo.log"
   # A demo can be tried at any hour; a shop sets its own service hours.
   export KEFU_SERVICE_HOURS="${KEFU_SERVICE_HOURS:-0-24}"
 fi
@@ -122,6 +125,7 @@ cat <<EOF
 
   Chat page      http://localhost:$WEB_PORT/
   Agent console  http://localhost:$WEB_PORT/console/
+  Dashboard      http://localhost:$WEB_PORT/console/analytics   (数据分析)
 $DEMO_AGENT_LINE
   REST channel   needs a session from  curl -s -X POST localhost:$WEB_PORT/api/session  (see README)
   Parse a text   curl -s localhost:$RASA_PORT/model/parse -d '{"text":"小米13多少钱"}'

@@ -1,0 +1,328 @@
+"""Every figure of the dashboard and the report, for a date range, from the
+analytics tables joined with the shop's own tables (tickets, ratings,
+hand-off claims, the audit log). Definitions: docs/analytics.md.
+
+Days are China days (UTC+8): times are stored in UTC. A range is inclusive
+of both dates.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.engine import Connection, Engine
+
+from kefu.db.models import HandoffRequest
+
+CHINA_OFFSET = timedelta(hours=8)
+LOOKUP_ACTIONS = ("verify_phone_tail", "find_order", "find_order_by_tracking_no", "lock_order_lookups")
+TOP_N = 20
+
+
+@dataclass(frozen=True)
+class Period:
+    first: date
+    last: date  # inclusive
+    by: str = "day"  # day | week
+
+    @property
+    def start_utc(self) -> datetime:
+        return datetime.combine(self.first, datetime.min.time()) - CHINA_OFFSET
+
+    @property
+    def end_utc(self) -> datetime:
+        return datetime.combine(self.last + timedelta(days=1), datetime.min.time()) - CHINA_OFFSET
+
+    def params(self) -> dict[str, Any]:
+        return {"start": self.start_utc, "end": self.end_utc}
+
+
+def _rows(connection: Connection, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    return [dict(row) for row in connection.execute(text(sql), params).mappings()]
+
+
+def _share(part: float, whole: float) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _percentile(counted: list[tuple[int, int]], fraction: float) -> float | None:
+    """Nearest rank over (milliseconds, count) pairs in ascending order: the
+    smallest value with at least `fraction` of the values at or below it."""
+    total = sum(n for _, n in counted)
+    if not total:
+        return None
+    rank = max(1, math.ceil(round(fraction * total, 9)))
+    seen = 0
+    for ms, n in counted:
+        seen += n
+        if seen >= rank:
+            return ms / 1000
+    return counted[-1][0] / 1000
+
+
+def _median(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def compute(engine: Engine, period: Period) -> dict[str, Any]:
+    p = period.params()
+    # Kept China-time columns (kefu.analytics.store): no date function per row.
+    bucket = "local_week" if period.by == "week" else "local_day"
+    with engine.connect() as db:
+        # Conversations count once a customer said something.
+        conversations = _rows(
+            db,
+            f"""
+            SELECT {bucket} AS bucket, channel, COUNT(*) AS conversations,
+                   SUM(CASE WHEN NOT handed_off AND NOT two_fallbacks_in_row THEN 1 ELSE 0 END) AS bot_settled,
+                   SUM(CASE WHEN handed_off THEN 1 ELSE 0 END) AS handed_off
+            FROM analytics_conversations
+            WHERE started_at >= :start AND started_at < :end AND user_turns > 0
+            GROUP BY 1, 2 ORDER BY 1, 2""",
+            p,
+        )
+        messages = _rows(
+            db,
+            f"""
+            SELECT {bucket} AS bucket, channel, COUNT(*) AS user_messages,
+                   COUNT(DISTINCT sender_id) AS customers,
+                   SUM(CASE WHEN is_fallback THEN 1 ELSE 0 END) AS fallbacks
+            FROM analytics_user_turns WHERE at >= :start AND at < :end
+            GROUP BY 1, 2 ORDER BY 1, 2""",
+            p,
+        )
+        totals_row = (
+            db.execute(
+                text("""
+            SELECT COUNT(*) AS user_messages, COUNT(DISTINCT sender_id) AS customers,
+                   COALESCE(SUM(CASE WHEN is_fallback THEN 1 ELSE 0 END), 0) AS fallbacks,
+                   COUNT(response_seconds) AS answered
+            FROM analytics_user_turns WHERE at >= :start AND at < :end"""),
+                p,
+            )
+            .mappings()
+            .one()
+        )
+        handoff_reasons = _rows(
+            db,
+            """
+            SELECT reason, COUNT(*) AS handoffs FROM analytics_handoffs
+            WHERE at >= :start AND at < :end GROUP BY reason ORDER BY 2 DESC, 1""",
+            p,
+        )
+        # Typed columns: SQLite hands raw SQL datetimes back as strings.
+        waits = [
+            (claimed - created).total_seconds()
+            for created, claimed in db.execute(
+                select(HandoffRequest.created_at, HandoffRequest.claimed_at).where(
+                    HandoffRequest.created_at >= period.start_utc,
+                    HandoffRequest.created_at < period.end_utc,
+                    HandoffRequest.claimed_at.is_not(None),
+                )
+            )
+        ]
+        not_understood = _rows(
+            db,
+            f"""
+            SELECT normalized_text, MIN(text) AS example, COUNT(*) AS times,
+                   COUNT(DISTINCT sender_id) AS customers
+            FROM analytics_user_turns WHERE is_fallback AND at >= :start AND at < :end
+            GROUP BY normalized_text ORDER BY 3 DESC, 1 LIMIT {TOP_N * 5}""",
+            p,
+        )
+        intents = _rows(
+            db,
+            """
+            SELECT intent, COUNT(*) AS messages FROM analytics_user_turns
+            WHERE at >= :start AND at < :end GROUP BY intent ORDER BY 2 DESC, 1""",
+            p,
+        )
+        products = _split_counts(
+            _rows(
+                db,
+                """
+            SELECT products AS names, COUNT(*) AS n FROM analytics_user_turns
+            WHERE at >= :start AND at < :end AND products <> '' GROUP BY products""",
+                p,
+            ),
+            "product",
+        )
+        categories = _split_counts(
+            _rows(
+                db,
+                """
+            SELECT categories AS names, COUNT(*) AS n FROM analytics_user_turns
+            WHERE at >= :start AND at < :end AND categories <> '' GROUP BY categories""",
+                p,
+            ),
+            "category",
+        )
+        heat = _rows(
+            db,
+            """
+            SELECT weekday, local_hour AS hour, COUNT(*) AS user_messages
+            FROM analytics_user_turns WHERE at >= :start AND at < :end GROUP BY 1, 2 ORDER BY 1, 2""",
+            p,
+        )
+        lookups = _rows(
+            db,
+            f"""
+            SELECT action, outcome, COUNT(*) AS times FROM audit_log
+            WHERE happened_at >= :start AND happened_at < :end
+              AND action IN ({", ".join(f"'{a}'" for a in LOOKUP_ACTIONS)})
+            GROUP BY action, outcome ORDER BY action, 3 DESC""",
+            p,
+        )
+        tickets = _rows(
+            db,
+            """
+            SELECT kind, status, COUNT(*) AS tickets FROM aftersales_tickets
+            WHERE created_at >= :start AND created_at < :end GROUP BY kind, status ORDER BY kind, status""",
+            p,
+        )
+        ticket_reasons = _rows(
+            db,
+            """
+            SELECT kind, reason, COUNT(*) AS tickets FROM aftersales_tickets
+            WHERE created_at >= :start AND created_at < :end GROUP BY kind, reason ORDER BY 3 DESC, 1, 2""",
+            p,
+        )
+        refusals = _rows(
+            db,
+            """
+            SELECT action, substr(outcome, 9) AS rule, COUNT(*) AS times FROM audit_log
+            WHERE happened_at >= :start AND happened_at < :end AND outcome LIKE 'refused:%'
+            GROUP BY action, outcome ORDER BY 3 DESC, 1, 2""",
+            p,
+        )
+        ratings = _rows(
+            db,
+            """
+            SELECT score, COUNT(*) AS ratings FROM satisfaction_ratings
+            WHERE created_at >= :start AND created_at < :end GROUP BY score ORDER BY score""",
+            p,
+        )
+        per_agent = (
+            _rows(
+                db,
+                """
+            SELECT r.staff_id AS staff_id, COALESCE(s.name, '') AS agent, COUNT(*) AS ratings,
+                   ROUND(AVG(r.score * 1.0), 2) AS average
+            FROM satisfaction_ratings r LEFT JOIN staff_accounts s ON s.id = r.staff_id
+            WHERE r.created_at >= :start AND r.created_at < :end AND r.staff_id IS NOT NULL
+            GROUP BY r.staff_id, s.name ORDER BY 3 DESC, 2""",
+                p,
+            )
+            if _has_table(db, "staff_accounts")
+            else []
+        )
+        # Reply times counted per millisecond: one pass, percentiles exact to the millisecond.
+        reply_ms = [
+            (int(row.ms), int(row.n))
+            for row in db.execute(
+                text("""
+            SELECT CAST(ROUND(response_seconds * 1000) AS INTEGER) AS ms, COUNT(*) AS n
+            FROM analytics_user_turns WHERE at >= :start AND at < :end AND response_seconds IS NOT NULL
+            GROUP BY 1 ORDER BY 1"""),
+                p,
+            )
+        ]
+        p50 = _percentile(reply_ms, 0.50)
+        p95 = _percentile(reply_ms, 0.95)
+
+    total_conversations = sum(int(r["conversations"]) for r in conversations)
+    bot_settled = sum(int(r["bot_settled"] or 0) for r in conversations)
+    handed_off = sum(int(r["handed_off"] or 0) for r in conversations)
+    user_messages = int(totals_row["user_messages"])
+    fallbacks = int(totals_row["fallbacks"])
+    rating_count = sum(int(r["ratings"]) for r in ratings)
+    distribution = {score: 0 for score in range(1, 6)}
+    for row in ratings:
+        distribution[int(row["score"])] = int(row["ratings"])
+    return {
+        "period": {"from": period.first.isoformat(), "to": period.last.isoformat(), "by": period.by},
+        "totals": {
+            "conversations": total_conversations,
+            "user_messages": user_messages,
+            "customers": int(totals_row["customers"]),
+            "bot_settled": bot_settled,
+            "bot_settled_share": _share(bot_settled, total_conversations),
+            "handed_off": handed_off,
+            "handoff_rate": _share(handed_off, total_conversations),
+            "median_wait_seconds": _median(waits),
+            "claimed_handoffs": len(waits),
+            "fallbacks": fallbacks,
+            "fallback_rate": _share(fallbacks, user_messages),
+            "ratings": rating_count,
+            "csat_average": round(sum(s * n for s, n in distribution.items()) / rating_count, 2)
+            if rating_count
+            else None,
+            # The bot invites one rating per conversation: a rating is a rated conversation.
+            "rating_share": _share(min(rating_count, total_conversations), total_conversations),
+            "response_p50_seconds": p50,
+            "response_p95_seconds": p95,
+        },
+        "conversations_by_bucket": _merge_buckets(conversations, messages),
+        "handoff_reasons": handoff_reasons,
+        "not_understood": not_understood,
+        "intents": intents,
+        "products": products[:TOP_N],
+        "categories": categories[:TOP_N],
+        "order_lookups": lookups,
+        "tickets": tickets,
+        "ticket_reasons": ticket_reasons,
+        "refusals": refusals,
+        "csat_distribution": [{"score": s, "ratings": n} for s, n in distribution.items()],
+        "csat_by_agent": per_agent,
+        "busy_hours": heat,
+    }
+
+
+def _has_table(db: Connection, name: str) -> bool:
+    from sqlalchemy import inspect
+
+    return inspect(db).has_table(name)
+
+
+def _split_counts(rows: list[dict[str, Any]], label: str) -> list[dict[str, Any]]:
+    counts: dict[str, int] = {}
+    for row in rows:
+        for name in str(row["names"]).split("|"):
+            counts[name] = counts.get(name, 0) + int(row["n"])
+    return [{label: name, "messages": n} for name, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+def _merge_buckets(conversations: list[dict[str, Any]], messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (bucket, channel) with the conversation and message figures."""
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in conversations:
+        key = (str(row["bucket"]), row["channel"])
+        merged[key] = {
+            "bucket": key[0],
+            "channel": key[1],
+            "conversations": int(row["conversations"]),
+            "bot_settled": int(row["bot_settled"] or 0),
+            "handed_off": int(row["handed_off"] or 0),
+            "user_messages": 0,
+            "customers": 0,
+            "fallbacks": 0,
+        }
+    for row in messages:
+        key = (str(row["bucket"]), row["channel"])
+        entry = merged.setdefault(
+            key, {"bucket": key[0], "channel": key[1], "conversations": 0, "bot_settled": 0, "handed_off": 0}
+        )
+        entry.update(
+            user_messages=int(row["user_messages"]),
+            customers=int(row["customers"]),
+            fallbacks=int(row["fallbacks"] or 0),
+        )
+    return [merged[key] for key in sorted(merged)]

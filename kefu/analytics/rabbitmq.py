@@ -1,0 +1,130 @@
+"""The production path: Rasa's `pika` event broker publishes every event to
+RabbitMQ (exchange `rasa-exchange`, fanout, into a durable queue with
+persistent messages); this consumer takes them in batches, writes the
+analytics rows with the same writer as the SQL path, commits, and only then
+acknowledges. A crash between commit and acknowledgement redelivers the
+batch, which the writer counts once; a RabbitMQ restart keeps the queue and
+its unacknowledged messages.
+
+    python -m kefu.analytics.rabbitmq --url amqp://guest:guest@127.0.0.1:5672/ --queue kefu_analytics
+
+Several Rasa workers publish into the same queue; one consumer (or several:
+the writer's keys make a message applied twice harmless, but per-sender
+order, which the fallback streak needs, holds only with one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+from typing import Any
+
+import aio_pika
+from sqlalchemy.engine import Engine
+
+from kefu.analytics import store
+from kefu.analytics.writer import AnalyticsWriter
+from kefu.db.engine import make_engine
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
+DEFAULT_QUEUE = "kefu_analytics"
+EXCHANGE = "rasa-exchange"  # rasa.core.brokers.pika.RABBITMQ_EXCHANGE
+BATCH_SIZE = 200
+
+
+class RabbitConsumer:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        url: str = DEFAULT_URL,
+        queue: str = DEFAULT_QUEUE,
+        exchange: str = EXCHANGE,
+        batch_size: int = BATCH_SIZE,
+    ) -> None:
+        self.engine = engine
+        self.url, self.queue_name, self.exchange_name = url, queue, exchange
+        self.batch_size = batch_size
+        self._connection: Any = None
+        self._queue: Any = None
+        store.ensure_tables(engine)
+
+    async def connect(self) -> None:
+        self._connection = await aio_pika.connect_robust(self.url)
+        channel = await self._connection.channel()
+        await channel.set_qos(prefetch_count=self.batch_size)
+        # Declared as Rasa's broker declares them, so either may start first.
+        exchange = await channel.declare_exchange(self.exchange_name, type=aio_pika.ExchangeType.FANOUT)
+        self._queue = await channel.declare_queue(self.queue_name, durable=True)
+        await self._queue.bind(exchange, "")
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+
+    async def consume_batch(self) -> int:
+        """Take up to batch_size waiting messages, apply, commit, acknowledge."""
+        messages: list[Any] = []
+        while len(messages) < self.batch_size:
+            message = await self._queue.get(no_ack=False, fail=False, timeout=5)
+            if message is None:
+                break
+            messages.append(message)
+        if not messages:
+            return 0
+        events = []
+        for message in messages:
+            try:
+                events.append(json.loads(message.body))
+            except ValueError:
+                logger.warning("analytics: a RabbitMQ message is not JSON; dropped")
+        await asyncio.to_thread(self._apply, events)
+        await self._acknowledge(messages)
+        return len(messages)
+
+    def _apply(self, events: list[dict[str, Any]]) -> None:
+        with self.engine.begin() as connection:
+            AnalyticsWriter(connection).write(events)
+
+    async def _acknowledge(self, messages: list[Any]) -> None:
+        for message in messages:
+            await message.ack()
+
+    async def drain(self) -> int:
+        total = 0
+        while read := await self.consume_batch():
+            total += read
+        return total
+
+    async def run(self, idle_seconds: float = 1.0) -> None:
+        await self.connect()
+        try:
+            while True:
+                try:
+                    if not await self.consume_batch():
+                        await asyncio.sleep(idle_seconds)
+                except Exception as exc:  # noqa: BLE001 - unacknowledged messages come back
+                    logger.error("analytics RabbitMQ consumer: %s", exc)
+                    await asyncio.sleep(idle_seconds)
+        finally:
+            await self.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m kefu.analytics.rabbitmq")
+    parser.add_argument("--url", default=os.environ.get("KEFU_RABBITMQ_URL", DEFAULT_URL))
+    parser.add_argument("--queue", default=DEFAULT_QUEUE)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    consumer = RabbitConsumer(make_engine(os.environ.get("DATABASE_URL") or None), url=args.url, queue=args.queue)
+    asyncio.run(consumer.run())
+
+
+if __name__ == "__main__":
+    main()
