@@ -25,12 +25,19 @@
     } catch (e) { /* a corrupt store starts a new session */ }
     return { sender: null, sessionToken: null, history: [], token: null };
   }
+  // One request at a time: the first message and the pushed-message stream
+  // both ask at page load, and must end up in the same conversation.
+  var pendingSession = null;
   function session() {
     if (state.sender && state.sessionToken) return Promise.resolve();
-    return fetch("/api/session", { method: "POST" }).then(function (r) {
+    if (pendingSession) return pendingSession;
+    pendingSession = fetch("/api/session", { method: "POST" }).then(function (r) {
       if (!r.ok) throw new Error("no session: HTTP " + r.status);
       return r.json();
-    }).then(function (body) { state.sender = body.sender; state.sessionToken = body.session_token; save(); });
+    }).then(function (body) {
+      state.sender = body.sender; state.sessionToken = body.session_token; save();
+    }).finally(function () { pendingSession = null; });
+    return pendingSession;
   }
   // A new conversation: the bot forgets who the customer was.
   function forgetSession() {
