@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import subprocess
 import time
@@ -24,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+
+from kefu.shop.tokens import sign_session_token
 
 APOLOGY = "系统暂时有点忙"
 
@@ -121,8 +124,16 @@ async def run_load(
     return LoadResult(turns, time.monotonic() - began)
 
 
+def token_secret() -> str:
+    """The secret the topology signs chat sessions with (the REST channel
+    takes only server-issued sessions): the simulated customers sign theirs
+    with it, as kefu.web would have issued them."""
+    return os.environ.get("KEFU_TOKEN_SECRET", "topology-secret")
+
+
 async def _one_turn(session: aiohttp.ClientSession, url: str, turn: Turn) -> None:
-    payload = {"sender": turn.sender, "message": turn.text, "metadata": {"message_id": turn.turn_id}}
+    metadata = {"message_id": turn.turn_id, "session_token": sign_session_token(turn.sender, secret=token_secret())}
+    payload = {"sender": turn.sender, "message": turn.text, "metadata": metadata}
     for _ in range(2):  # the chat page retries a failed request once
         turn.attempts += 1
         try:
@@ -242,7 +253,6 @@ def running_topology(
 ):
     """scripts/prod.sh on free ports, a project-owned Redis and `database_url`;
     stopped with SIGINT (Ctrl-C) at the end."""
-    import os
     import signal
 
     from kefu.testing import ROOT, free_port
@@ -258,7 +268,7 @@ def running_topology(
         "KEFU_PROD_REDIS_PORT": str(free_port()),
         "DATABASE_URL": database_url,
         "KEFU_MODEL": str(model),
-        "KEFU_TOKEN_SECRET": os.environ.get("KEFU_TOKEN_SECRET", "topology-secret"),
+        "KEFU_TOKEN_SECRET": token_secret(),
     }
     log_path = workdir / "prod.log"
     with log_path.open("w") as log:
