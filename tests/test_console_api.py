@@ -24,6 +24,9 @@ from kefu.shop.repository import SqlShopRepository
 from kefu.shop.tokens import sign_session_token
 from kefu.testing import running_web
 
+# Each module run starts kefu.web in its own process: the slow tier.
+pytestmark = pytest.mark.slow
+
 PASSWORD = "correct horse 1"
 WEB_SECRET = "console-test-secret"
 HOSTILE = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">'
