@@ -362,3 +362,146 @@ class SchemaVersion(Base):
     id = Column(Integer, primary_key=True)
     version = Column(Integer, nullable=False)
     applied_at = Column(DateTime, nullable=False)
+
+
+# --- notices: consent, outbox, campaigns (kefu/notices/) ------------------------
+
+NOTICE_KINDS = ("service", "marketing")
+NOTICE_STATUSES = ("pending", "sending", "sent", "delivered", "skipped", "failed", "cancelled")
+CAMPAIGN_STATUSES = ("scheduled", "expanding", "sending", "done", "cancelled")
+
+
+class NoticeConsent(Base):
+    """A customer's current yes/no for one kind of notice. No row means the
+    default: service notices on, marketing off."""
+
+    __tablename__ = "notice_consents"
+
+    customer_id = Column(Integer, ForeignKey("customers.id"), primary_key=True)
+    kind = Column(String(16), primary_key=True)
+    granted = Column(Boolean, nullable=False)
+    channel = Column(String(16), nullable=False)  # web | wechat | console | api
+    changed_at = Column(DateTime, nullable=False)
+
+    __table_args__ = (
+        CheckConstraint(_in("kind", NOTICE_KINDS), name="ck_notice_consent_kind"),
+        # The campaign audience reads "opted in to marketing" for every customer.
+        Index("ix_notice_consents_kind_granted", "kind", "granted", "customer_id"),
+    )
+
+
+class NoticeConsentChange(Base):
+    """Every change of consent, with when and through which channel: kept for
+    as long as the customer is (the proof of an opt-in)."""
+
+    __tablename__ = "notice_consent_history"
+
+    id = Column(Integer, primary_key=True)
+    customer_id = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
+    kind = Column(String(16), nullable=False)
+    granted = Column(Boolean, nullable=False)
+    channel = Column(String(16), nullable=False)
+    conversation_id = Column(String(128), nullable=True)
+    changed_at = Column(DateTime, nullable=False)
+
+    __table_args__ = (CheckConstraint(_in("kind", NOTICE_KINDS), name="ck_notice_consent_history_kind"),)
+
+
+class Campaign(Base):
+    """A marketing push (营销活动推广) of one promotion to an audience rule."""
+
+    __tablename__ = "notice_campaigns"
+
+    id = Column(Integer, primary_key=True)
+    promotion_id = Column(Integer, ForeignKey("promotions.id"), nullable=False)
+    # JSON: {"tag": ..., "category": ..., "days": ..., "unpaid": bool}
+    audience = Column(Text, nullable=False, default="{}")
+    message = Column(Text, nullable=False)
+    status = Column(String(16), nullable=False, default="scheduled")
+    send_at = Column(DateTime, nullable=False)
+    created_by = Column(Integer, ForeignKey("staff_accounts.id"), nullable=True)
+    created_at = Column(DateTime, nullable=False)
+    expanded_at = Column(DateTime, nullable=True)
+    cancelled_at = Column(DateTime, nullable=True)
+    audience_count = Column(Integer, nullable=True)
+
+    __table_args__ = (
+        CheckConstraint(_in("status", CAMPAIGN_STATUSES), name="ck_campaign_status"),
+        Index("ix_campaign_status_send_at", "status", "send_at"),
+    )
+
+
+class Notice(Base):
+    """The outbox: one row per notice to one customer. `notice_key` makes it
+    one per event per customer whatever retries or restarts happen."""
+
+    __tablename__ = "notices"
+
+    id = Column(Integer, primary_key=True)
+    notice_key = Column(String(160), nullable=False, unique=True)
+    customer_id = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
+    kind = Column(String(16), nullable=False)  # service | marketing
+    topic = Column(String(32), nullable=False)  # shipment | unpaid | ticket | campaign | external
+    campaign_id = Column(Integer, ForeignKey("notice_campaigns.id"), nullable=True, index=True)
+    order_id = Column(Integer, nullable=True)
+    # JSON list of chat messages ({"text": ..., "buttons": [...]}), rendered
+    # from domain/notices.yml when the row is made.
+    body = Column(Text, nullable=False)
+    status = Column(String(16), nullable=False, default="pending")
+    reason = Column(String(64), nullable=True)  # why skipped or failed
+    channel = Column(String(16), nullable=True)  # web | wechat, chosen at sending
+    attempts = Column(Integer, nullable=False, default=0)
+    created_at = Column(DateTime, nullable=False)
+    not_before = Column(DateTime, nullable=False)
+    lease_until = Column(DateTime, nullable=True)  # a worker is sending it until then
+    # When a job for it was last put on the queue: the sweep re-queues only
+    # notices whose job was lost (a worker killed, a restart of Redis).
+    queued_at = Column(DateTime, nullable=True)
+    sent_at = Column(DateTime, nullable=True)
+    delivered_at = Column(DateTime, nullable=True)
+    clicked_at = Column(DateTime, nullable=True)
+
+    __table_args__ = (
+        CheckConstraint(_in("kind", NOTICE_KINDS), name="ck_notice_kind"),
+        CheckConstraint(_in("status", NOTICE_STATUSES), name="ck_notice_status"),
+        # The worker's sweep: what is due and not yet sent.
+        Index("ix_notices_status_not_before", "status", "not_before"),
+        # The chat page at open: what was kept for this customer.
+        Index("ix_notices_customer_status", "customer_id", "status"),
+    )
+
+
+class NoticeAttempt(Base):
+    """Every try at sending a notice, whatever its outcome (the send log)."""
+
+    __tablename__ = "notice_attempts"
+
+    id = Column(Integer, primary_key=True)
+    notice_id = Column(Integer, ForeignKey("notices.id"), nullable=False, index=True)
+    happened_at = Column(DateTime, nullable=False)
+    channel = Column(String(16), nullable=False)
+    address = Column(String(128), nullable=True)  # the WeChat openid; NULL on the web
+    outcome = Column(String(16), nullable=False)  # sent | kept | skipped | retry | failed
+    detail = Column(String(256), nullable=False, default="")
+
+    __table_args__ = (Index("ix_notice_attempts_address_time", "address", "happened_at"),)
+
+
+class WeChatContact(Base):
+    """When a WeChat follower last wrote: the customer-service message API
+    may answer for 48 hours after that, at most 5 messages."""
+
+    __tablename__ = "wechat_contacts"
+
+    openid = Column(String(64), primary_key=True)
+    last_message_at = Column(DateTime, nullable=False)
+
+
+class NoticeCursor(Base):
+    """High-water marks of the trigger polls (last shipment event id seen…)."""
+
+    __tablename__ = "notice_cursors"
+
+    name = Column(String(64), primary_key=True)
+    value = Column(Integer, nullable=False, default=0)
+    moment = Column(DateTime, nullable=True)

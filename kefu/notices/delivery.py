@@ -1,0 +1,151 @@
+"""Sending one notice: consent, quiet hours, the customer's channel and
+WeChat's window, then the send, and one send-log row whatever happened.
+
+- A customer bound to a WeChat openid (and a configured WeChat account) is
+  reached through the customer-service message API, only within 48 hours of
+  their last message and at most 5 messages in that window; otherwise the
+  notice is skipped with the reason.
+- Anyone else is a web customer: the notice is kept ('sent', channel web)
+  and kefu.web pushes it to their open chat page, or shows it when they
+  next open it ('delivered').
+- A temporary failure is retried with back-off (rules.retry_delay), at most
+  MAX_ATTEMPTS tries; a refusal is final.
+
+A notice is claimed before it is sent (store.claim: one worker at a time,
+with a lease), so a retry of the job, a second worker or a restart never
+sends it twice. The one gap left is a worker killed between WeChat's
+answer and the write of 'sent': that notice is sent again when its lease
+runs out (at most once more)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from kefu.db.engine import utcnow
+from kefu.notices.rules import QuietHours, retry_delay, wechat_refusal
+from kefu.notices.store import NoticeStore
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+# WeChat's error codes that mean "not now, not ever for this message".
+WECHAT_REFUSALS = {
+    45015: "wechat_window_closed",  # response out of time limit
+    45047: "wechat_window_full",  # out of response count limit
+    43004: "wechat_unfollowed",  # require subscribe
+    40003: "wechat_bad_openid",
+}
+
+
+class WeChatSender(Protocol):
+    def send_text(self, openid: str, text: str) -> None: ...
+
+
+class WeChatApiSender:
+    """The customer-service message API through wechatpy (blocking: the
+    worker's threads call it); the access token is shared with the bot's
+    WeChat channel (kefu.channels.wechat_state)."""
+
+    def __init__(self, app_id: str, app_secret: str, redis_url: str | None = None) -> None:
+        from wechatpy import WeChatClient
+
+        from kefu.channels.wechat_state import AccessTokenStorage, state_store
+
+        self._client = WeChatClient(app_id, app_secret, session=AccessTokenStorage(state_store(redis_url)))
+
+    def send_text(self, openid: str, text: str) -> None:
+        self._client.message.send_text(openid, text)
+
+    @classmethod
+    def from_env(cls) -> WeChatApiSender | None:
+        app_id, secret = os.environ.get("WECHAT_APP_ID"), os.environ.get("WECHAT_APP_SECRET")
+        if not (app_id and secret):
+            return None
+        return cls(app_id, secret, os.environ.get("REDIS_URL") or None)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    notice_id: int
+    result: str  # sent | kept | skipped | postponed | retry | failed | cancelled | not_claimed
+    reason: str | None = None
+    retry_at: datetime | None = None
+
+
+class Deliverer:
+    def __init__(
+        self,
+        store: NoticeStore,
+        wechat: WeChatSender | None = None,
+        quiet: QuietHours | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store, self.wechat, self.quiet, self.clock = store, wechat, quiet, clock
+
+    def deliver(self, notice_id: int) -> Outcome:
+        notice = self.store.claim(notice_id)
+        if notice is None:
+            return Outcome(notice_id, "not_claimed")
+        now = self.clock()
+        openid = self.store.openid_of(notice.customer_id)
+        channel = "wechat" if openid and self.wechat is not None else "web"
+        address = openid if channel == "wechat" else None
+
+        def end(status: str, outcome: str, reason: str | None = None, detail: str = "", **kw: Any) -> None:
+            self.store.finish(
+                notice_id,
+                status,
+                channel=channel,
+                outcome=outcome,
+                reason=reason,
+                address=address,
+                detail=detail or (reason or ""),
+                **kw,
+            )
+            log = logger.info if outcome in ("sent", "kept") else logger.warning
+            log("notice %s (%s, customer %s) %s via %s%s", notice_id, notice.topic, notice.customer_id, outcome,
+                channel, f": {reason}" if reason else "")
+
+        if notice.campaign_id is not None and not self.store.campaign_running(notice.campaign_id):
+            end("cancelled", "skipped", "campaign_cancelled")
+            return Outcome(notice_id, "cancelled", "campaign_cancelled")
+        if not self.store.consent(notice.customer_id, notice.kind):
+            end("skipped", "skipped", "opted_out")
+            return Outcome(notice_id, "skipped", "opted_out")
+        if notice.kind == "marketing" and self.quiet is not None and self.quiet.is_quiet(now):
+            later = self.quiet.next_allowed(now)
+            end("pending", "postponed", "quiet_hours", not_before=later)
+            return Outcome(notice_id, "postponed", "quiet_hours", later)
+        if channel == "web":
+            end("sent", "kept")
+            return Outcome(notice_id, "kept")
+
+        assert openid is not None and self.wechat is not None
+        last, sent = self.store.wechat_window(openid)
+        refusal = wechat_refusal(now, last, sent)
+        if refusal is not None:
+            end("skipped", "skipped", refusal)
+            return Outcome(notice_id, "skipped", refusal)
+        from kefu.channels.wechat import render_text
+
+        try:
+            self.wechat.send_text(openid, render_text(notice.messages))
+        except Exception as exc:  # noqa: BLE001 - every failure is logged and classified below
+            code = getattr(exc, "errcode", None)
+            if code in WECHAT_REFUSALS:
+                end("skipped", "skipped", WECHAT_REFUSALS[code], detail=f"{code}: {exc}")
+                return Outcome(notice_id, "skipped", WECHAT_REFUSALS[code])
+            detail = f"{type(exc).__name__}: {exc}"
+            if notice.attempts >= MAX_ATTEMPTS:
+                end("failed", "failed", "gave_up", detail=detail)
+                return Outcome(notice_id, "failed", "gave_up")
+            later = now + retry_delay(notice.attempts)
+            end("pending", "retry", "temporary_error", detail=detail, not_before=later)
+            return Outcome(notice_id, "retry", "temporary_error", later)
+        end("sent", "sent")
+        return Outcome(notice_id, "sent")

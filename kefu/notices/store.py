@@ -1,0 +1,670 @@
+"""Data access of notices, over kefu.db (one short session per call): consent,
+the outbox, the send log, WeChat contacts, trigger cursors and campaigns.
+
+Nothing here knows of Rasa or of the job queue."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Integer, String, and_, cast, delete, func, literal, or_, select, true, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+
+from kefu.db.engine import get_engine, insert_unless_exists, session_scope, utcnow
+from kefu.db.models import (
+    NOTICE_KINDS,
+    Campaign,
+    Customer,
+    CustomerTag,
+    Notice,
+    NoticeAttempt,
+    NoticeConsent,
+    NoticeConsentChange,
+    NoticeCursor,
+    Order,
+    OrderItem,
+    Product,
+    Promotion,
+    WeChatContact,
+)
+
+logger = logging.getLogger(__name__)
+
+# Service notices are on unless refused; marketing is off until agreed to.
+DEFAULT_CONSENT = {"service": True, "marketing": False}
+CONSENT_CHANNELS = ("web", "wechat", "console", "api")
+
+
+@dataclass(frozen=True)
+class NoticeRow:
+    id: int
+    notice_key: str
+    customer_id: int
+    kind: str
+    topic: str
+    campaign_id: int | None
+    order_id: int | None
+    messages: list[dict]
+    status: str
+    attempts: int
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: Any) -> NoticeRow:
+        return cls(
+            row.id,
+            row.notice_key,
+            row.customer_id,
+            row.kind,
+            row.topic,
+            row.campaign_id,
+            row.order_id,
+            json.loads(row.body),
+            row.status,
+            row.attempts,
+            row.created_at,
+        )
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who a campaign goes to: always customers opted in to marketing, and of
+    those the ones that match every rule given."""
+
+    tag: str | None = None  # a tag agents put on the customer (customer panel)
+    category: str | None = None  # bought in this category …
+    days: int | None = None  # … within the last N days (30 when not said)
+    unpaid: bool = False  # has an order waiting for payment
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Audience:
+        days = data.get("days")
+        return cls(
+            tag=(str(data.get("tag") or "").strip() or None),
+            category=(str(data.get("category") or "").strip() or None),
+            days=int(days) if days not in (None, "") else None,
+            unpaid=bool(data.get("unpaid")),
+        )
+
+    def as_dict(self) -> dict:
+        return {"tag": self.tag, "category": self.category, "days": self.days, "unpaid": self.unpaid}
+
+    def customer_ids(self, now: datetime):
+        """The SELECT of the audience's customer ids (one column, `id`)."""
+        query = (
+            select(Customer.id)
+            .join(NoticeConsent, NoticeConsent.customer_id == Customer.id)
+            .where(NoticeConsent.kind == "marketing", NoticeConsent.granted.is_(True))
+        )
+        if self.tag:
+            query = query.where(
+                Customer.id.in_(select(CustomerTag.customer_id).where(CustomerTag.tag == self.tag))
+            )
+        if self.category:
+            since = now - timedelta(days=self.days or 30)
+            query = query.where(
+                Customer.id.in_(
+                    select(Order.customer_id)
+                    .join(OrderItem, OrderItem.order_id == Order.id)
+                    .join(Product, Product.id == OrderItem.product_id)
+                    .where(Product.category == self.category, Order.created_at >= since, Order.status != "cancelled")
+                )
+            )
+        if self.unpaid:
+            query = query.where(Customer.id.in_(select(Order.customer_id).where(Order.status == "pending_payment")))
+        return query
+
+
+class NoticeStore:
+    def __init__(self, engine: Engine | None = None) -> None:
+        self._engine = engine
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine or get_engine()
+
+    # --- consent ------------------------------------------------------------
+
+    def consent(self, customer_id: int, kind: str) -> bool:
+        with session_scope(self.engine) as session:
+            granted = session.execute(
+                select(NoticeConsent.granted).where(NoticeConsent.customer_id == customer_id, NoticeConsent.kind == kind)
+            ).scalar_one_or_none()
+        return DEFAULT_CONSENT[kind] if granted is None else bool(granted)
+
+    def set_consent(
+        self, customer_id: int, kind: str, granted: bool, channel: str, conversation_id: str | None = None
+    ) -> bool:
+        """Record the customer's choice; True when it changed anything. Every
+        change is kept in notice_consent_history; withdrawing marketing
+        consent also cancels the marketing notices not yet sent."""
+        if kind not in NOTICE_KINDS or channel not in CONSENT_CHANNELS:
+            raise ValueError(f"consent kind {kind!r} / channel {channel!r}")
+        now = utcnow()
+        with session_scope(self.engine) as session:
+            current = session.get(NoticeConsent, (customer_id, kind))
+            before = DEFAULT_CONSENT[kind] if current is None else current.granted
+            if current is None:
+                session.add(
+                    NoticeConsent(customer_id=customer_id, kind=kind, granted=granted, channel=channel, changed_at=now)
+                )
+            elif current.granted != granted:
+                current.granted, current.channel, current.changed_at = granted, channel, now
+            if before == granted and current is not None:
+                return False
+            session.add(
+                NoticeConsentChange(
+                    customer_id=customer_id,
+                    kind=kind,
+                    granted=granted,
+                    channel=channel,
+                    conversation_id=conversation_id,
+                    changed_at=now,
+                )
+            )
+            if not granted:
+                session.execute(
+                    update(Notice)
+                    .where(Notice.customer_id == customer_id, Notice.kind == kind, Notice.status == "pending")
+                    .values(status="cancelled", reason="consent_withdrawn")
+                )
+            return before != granted
+
+    def consent_history(self, customer_id: int) -> list[dict]:
+        with session_scope(self.engine) as session:
+            rows = session.execute(
+                select(NoticeConsentChange)
+                .where(NoticeConsentChange.customer_id == customer_id)
+                .order_by(NoticeConsentChange.id)
+            ).scalars()
+            return [
+                {"kind": r.kind, "granted": r.granted, "channel": r.channel, "changed_at": r.changed_at} for r in rows
+            ]
+
+    def customer_of_openid(self, openid: str) -> int | None:
+        with session_scope(self.engine) as session:
+            return session.execute(select(Customer.id).where(Customer.wechat_openid == openid)).scalar_one_or_none()
+
+    def openid_of(self, customer_id: int) -> str | None:
+        with session_scope(self.engine) as session:
+            return session.execute(select(Customer.wechat_openid).where(Customer.id == customer_id)).scalar()
+
+    # --- the outbox -----------------------------------------------------------
+
+    def add(
+        self,
+        key: str,
+        customer_id: int,
+        kind: str,
+        topic: str,
+        messages: list[dict],
+        *,
+        order_id: int | None = None,
+        campaign_id: int | None = None,
+        not_before: datetime | None = None,
+    ) -> int | None:
+        """The new notice's id, or None when one with this key exists already."""
+        now = utcnow()
+        with session_scope(self.engine) as session:
+            inserted = insert_unless_exists(
+                session,
+                Notice.__table__,
+                dict(
+                    notice_key=key,
+                    customer_id=customer_id,
+                    kind=kind,
+                    topic=topic,
+                    order_id=order_id,
+                    campaign_id=campaign_id,
+                    body=json.dumps(messages, ensure_ascii=False),
+                    status="pending",
+                    attempts=0,
+                    created_at=now,
+                    not_before=not_before or now,
+                ),
+                "notice_key",
+            )
+            if not inserted:
+                return None
+            return session.execute(select(Notice.id).where(Notice.notice_key == key)).scalar_one()
+
+    def get(self, notice_id: int) -> dict | None:
+        with session_scope(self.engine) as session:
+            row = session.get(Notice, notice_id)
+            if row is None:
+                return None
+            return {c.name: getattr(row, c.name) for c in Notice.__table__.columns}
+
+    def due(self, limit: int = 1000, *, campaign_id: int | None = None) -> list[int]:
+        """Notices a worker should try now: pending and due, or left 'sending'
+        by a worker that died (its lease ran out)."""
+        now = utcnow()
+        query = select(Notice.id).where(
+            or_(
+                and_(Notice.status == "pending", Notice.not_before <= now),
+                and_(Notice.status == "sending", Notice.lease_until < now),
+            )
+        )
+        if campaign_id is not None:
+            query = query.where(Notice.campaign_id == campaign_id)
+        with session_scope(self.engine) as session:
+            return list(session.execute(query.order_by(Notice.id).limit(limit)).scalars())
+
+    def lost(self, grace_seconds: float, limit: int = 5000) -> list[int]:
+        """Due notices whose job is not on the queue, or was lost: never queued,
+        queued more than `grace_seconds` ago and still pending, or left
+        'sending' by a worker that died (lease run out)."""
+        now = utcnow()
+        queued_long_ago = now - timedelta(seconds=grace_seconds)
+        with session_scope(self.engine) as session:
+            return list(
+                session.execute(
+                    select(Notice.id)
+                    .where(
+                        or_(
+                            and_(
+                                Notice.status == "pending",
+                                Notice.not_before <= now,
+                                or_(
+                                    # never queued: posted to kefu.web, or its creator died before queuing it
+                                    and_(Notice.queued_at.is_(None), Notice.created_at < now - timedelta(seconds=3)),
+                                    Notice.queued_at < queued_long_ago,
+                                ),
+                            ),
+                            and_(Notice.status == "sending", Notice.lease_until < now),
+                        )
+                    )
+                    .order_by(Notice.id)
+                    .limit(limit)
+                ).scalars()
+            )
+
+    def mark_queued(self, notice_ids: list[int]) -> None:
+        if not notice_ids:
+            return
+        with session_scope(self.engine) as session:
+            session.execute(
+                update(Notice)
+                .where(Notice.id.in_(notice_ids))
+                .values(queued_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+
+    def last_web_id(self) -> int:
+        with session_scope(self.engine) as session:
+            return int(session.execute(select(func.max(Notice.id))).scalar() or 0)
+
+    def claim(self, notice_id: int, lease_seconds: float = 60) -> NoticeRow | None:
+        """Take the notice for sending (one worker at a time); None when it is
+        not due, already sent, or another worker holds it."""
+        now = utcnow()
+        with session_scope(self.engine) as session:
+            taken = session.execute(
+                update(Notice)
+                .where(
+                    Notice.id == notice_id,
+                    or_(
+                        and_(Notice.status == "pending", Notice.not_before <= now),
+                        and_(Notice.status == "sending", Notice.lease_until < now),
+                    ),
+                )
+                .values(
+                    status="sending",
+                    lease_until=now + timedelta(seconds=lease_seconds),
+                    attempts=Notice.attempts + 1,
+                )
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if taken != 1:
+                return None
+            return NoticeRow.of(session.get(Notice, notice_id))
+
+    def finish(
+        self,
+        notice_id: int,
+        status: str,
+        *,
+        channel: str,
+        outcome: str,
+        reason: str | None = None,
+        address: str | None = None,
+        detail: str = "",
+        not_before: datetime | None = None,
+    ) -> None:
+        """The end of one try: the notice's new status and the send-log row, together."""
+        now = utcnow()
+        values: dict[str, Any] = dict(status=status, reason=reason, channel=channel, lease_until=None)
+        if status in ("sent", "delivered"):
+            values["sent_at"] = now
+        if status == "delivered":
+            values["delivered_at"] = now
+        if not_before is not None:
+            values["not_before"] = not_before
+        with session_scope(self.engine) as session:
+            session.execute(update(Notice).where(Notice.id == notice_id).values(**values))
+            session.add(
+                NoticeAttempt(
+                    notice_id=notice_id,
+                    happened_at=now,
+                    channel=channel,
+                    address=address,
+                    outcome=outcome,
+                    detail=detail[:256],
+                )
+            )
+
+    def attempts(self, notice_id: int) -> list[dict]:
+        with session_scope(self.engine) as session:
+            rows = session.execute(
+                select(NoticeAttempt).where(NoticeAttempt.notice_id == notice_id).order_by(NoticeAttempt.id)
+            ).scalars()
+            return [{"channel": r.channel, "outcome": r.outcome, "detail": r.detail, "address": r.address} for r in rows]
+
+    # --- the web page -------------------------------------------------------
+
+    def kept_for_web(self, customer_id: int, limit: int = 20) -> list[dict]:
+        """Notices kept for a web customer who was not on the page."""
+        with session_scope(self.engine) as session:
+            rows = session.execute(
+                select(Notice)
+                .where(Notice.customer_id == customer_id, Notice.status == "sent", Notice.channel == "web")
+                .order_by(Notice.id)
+                .limit(limit)
+            ).scalars()
+            return [{"id": r.id, "customer_id": r.customer_id, "messages": json.loads(r.body)} for r in rows]
+
+    def web_sent_after(self, last_id: int, limit: int = 500) -> list[dict]:
+        with session_scope(self.engine) as session:
+            rows = session.execute(
+                select(Notice)
+                .where(Notice.id > last_id, Notice.status == "sent", Notice.channel == "web")
+                .order_by(Notice.id)
+                .limit(limit)
+            ).scalars()
+            return [{"id": r.id, "customer_id": r.customer_id, "messages": json.loads(r.body)} for r in rows]
+
+    def mark_delivered(self, notice_ids: list[int]) -> None:
+        if not notice_ids:
+            return
+        with session_scope(self.engine) as session:
+            session.execute(
+                update(Notice)
+                .where(Notice.id.in_(notice_ids), Notice.status == "sent")
+                .values(status="delivered", delivered_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+
+    def mark_clicked(self, notice_id: int, customer_id: int) -> bool:
+        with session_scope(self.engine) as session:
+            return (
+                session.execute(
+                    update(Notice)
+                    .where(Notice.id == notice_id, Notice.customer_id == customer_id, Notice.clicked_at.is_(None))
+                    .values(clicked_at=utcnow())
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                == 1
+            )
+
+    # --- WeChat's window ------------------------------------------------------
+
+    def wechat_wrote(self, openid: str, at: datetime | None = None) -> None:
+        """The follower sent a message: the 48-hour window starts again."""
+        at = at or utcnow()
+        with session_scope(self.engine) as session:
+            if not insert_unless_exists(
+                session, WeChatContact.__table__, dict(openid=openid, last_message_at=at), "openid"
+            ):
+                session.execute(update(WeChatContact).where(WeChatContact.openid == openid).values(last_message_at=at))
+
+    def wechat_window(self, openid: str) -> tuple[datetime | None, int]:
+        """When the follower last wrote, and how many notices were sent to them since."""
+        with session_scope(self.engine) as session:
+            last = session.execute(
+                select(WeChatContact.last_message_at).where(WeChatContact.openid == openid)
+            ).scalar_one_or_none()
+            if last is None:
+                return None, 0
+            sent = session.execute(
+                select(func.count(NoticeAttempt.id)).where(
+                    NoticeAttempt.address == openid,
+                    NoticeAttempt.channel == "wechat",
+                    NoticeAttempt.outcome == "sent",
+                    NoticeAttempt.happened_at > last,
+                )
+            ).scalar_one()
+            return last, int(sent)
+
+    # --- trigger cursors ------------------------------------------------------
+
+    def cursor(self, name: str) -> tuple[int, datetime | None] | None:
+        with session_scope(self.engine) as session:
+            row = session.get(NoticeCursor, name)
+            return None if row is None else (row.value, row.moment)
+
+    def set_cursor(self, name: str, value: int = 0, moment: datetime | None = None) -> None:
+        with session_scope(self.engine) as session:
+            row = session.get(NoticeCursor, name)
+            if row is None:
+                session.add(NoticeCursor(name=name, value=value, moment=moment))
+            else:
+                row.value, row.moment = value, moment
+
+    # --- campaigns -------------------------------------------------------------
+
+    def promotions(self, now: datetime | None = None) -> list[dict]:
+        now = now or utcnow()
+        with session_scope(self.engine) as session:
+            rows = session.execute(
+                select(Promotion).where(Promotion.ends_at >= now).order_by(Promotion.starts_at)
+            ).scalars()
+            return [
+                {
+                    "id": p.id,
+                    "title": p.title,
+                    "description": p.description,
+                    "code": p.code,
+                    "category": p.category,
+                    "active": p.starts_at <= now,
+                    "starts_at": p.starts_at,
+                    "ends_at": p.ends_at,
+                }
+                for p in rows
+            ]
+
+    def promotion(self, promotion_id: int) -> dict | None:
+        return next((p for p in self.promotions(datetime.min) if p["id"] == promotion_id), None)
+
+    def audience_count(self, audience: Audience) -> int:
+        with session_scope(self.engine) as session:
+            return int(
+                session.execute(select(func.count()).select_from(audience.customer_ids(utcnow()).subquery())).scalar()
+            )
+
+    def audience_ids(self, audience: Audience) -> set[int]:
+        with session_scope(self.engine) as session:
+            return set(session.execute(audience.customer_ids(utcnow())).scalars())
+
+    def create_campaign(
+        self, promotion_id: int, audience: Audience, message: str, send_at: datetime, staff_id: int | None
+    ) -> int:
+        with session_scope(self.engine) as session:
+            campaign = Campaign(
+                promotion_id=promotion_id,
+                audience=json.dumps(audience.as_dict(), ensure_ascii=False),
+                message=message,
+                status="scheduled",
+                send_at=send_at,
+                created_by=staff_id,
+                created_at=utcnow(),
+            )
+            session.add(campaign)
+            session.flush()
+            return int(campaign.id)
+
+    def due_campaigns(self) -> list[int]:
+        with session_scope(self.engine) as session:
+            return list(
+                session.execute(
+                    select(Campaign.id).where(Campaign.status == "scheduled", Campaign.send_at <= utcnow())
+                ).scalars()
+            )
+
+    def expand_campaign(self, campaign_id: int, messages: list[dict], not_before: datetime) -> int | None:
+        """Write one outbox row per customer of the audience, in one statement
+        and one transaction with the campaign's move to 'sending': a worker
+        killed here leaves all of them or none, and a second run adds nothing
+        (the key is campaign:<id>:<customer>). The number written, or None
+        when the campaign is not due, cancelled or expanded already."""
+        now = utcnow()
+        with session_scope(self.engine) as session:
+            campaign = session.execute(
+                select(Campaign).where(Campaign.id == campaign_id).with_for_update()
+            ).scalar_one_or_none()
+            if campaign is None or campaign.status != "scheduled" or campaign.send_at > now:
+                return None
+            audience = Audience.from_dict(json.loads(campaign.audience))
+            ids = audience.customer_ids(now).subquery()
+            prefix = f"campaign:{campaign_id}:"
+            source = select(
+                (literal(prefix, String) + cast(ids.c.id, String)).label("notice_key"),
+                ids.c.id,
+                literal("marketing", String),
+                literal("campaign", String),
+                literal(campaign_id, Integer),
+                literal(json.dumps(messages, ensure_ascii=False), String),
+                literal("pending", String),
+                literal(0, Integer),
+                literal(now),
+                literal(not_before),
+            ).where(true())  # SQLite needs a WHERE to read INSERT … SELECT … ON CONFLICT
+            columns = [
+                "notice_key",
+                "customer_id",
+                "kind",
+                "topic",
+                "campaign_id",
+                "body",
+                "status",
+                "attempts",
+                "created_at",
+                "not_before",
+            ]
+            dialect = session.get_bind().dialect.name
+            module = postgresql if dialect == "postgresql" else sqlite
+            statement = (
+                module.insert(Notice.__table__)
+                .from_select(columns, source)
+                .on_conflict_do_nothing(index_elements=["notice_key"])
+            )
+            written = session.execute(statement).rowcount
+            campaign.status, campaign.expanded_at = "sending", now
+            campaign.audience_count = session.execute(
+                select(func.count(Notice.id)).where(Notice.campaign_id == campaign_id)
+            ).scalar_one()
+            return int(written)
+
+    def campaign_finished(self, campaign_id: int) -> bool:
+        """Mark a sending campaign done once none of its notices waits."""
+        with session_scope(self.engine) as session:
+            waiting = session.execute(
+                select(func.count(Notice.id)).where(
+                    Notice.campaign_id == campaign_id, Notice.status.in_(("pending", "sending"))
+                )
+            ).scalar_one()
+            if waiting:
+                return False
+            return (
+                session.execute(
+                    update(Campaign)
+                    .where(Campaign.id == campaign_id, Campaign.status == "sending")
+                    .values(status="done")
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                == 1
+            )
+
+    def cancel_campaign(self, campaign_id: int) -> bool:
+        now = utcnow()
+        with session_scope(self.engine) as session:
+            changed = session.execute(
+                update(Campaign)
+                .where(Campaign.id == campaign_id, Campaign.status.in_(("scheduled", "expanding", "sending")))
+                .values(status="cancelled", cancelled_at=now)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            session.execute(
+                update(Notice)
+                .where(Notice.campaign_id == campaign_id, Notice.status == "pending")
+                .values(status="cancelled", reason="campaign_cancelled")
+                .execution_options(synchronize_session=False)
+            )
+            return changed == 1
+
+    def campaign_running(self, campaign_id: int) -> bool:
+        with session_scope(self.engine) as session:
+            return session.execute(select(Campaign.status).where(Campaign.id == campaign_id)).scalar() in (
+                "sending",
+                "expanding",
+            )
+
+    def campaigns(self, limit: int = 50) -> list[dict]:
+        with session_scope(self.engine) as session:
+            rows = session.execute(
+                select(Campaign, Promotion.title)
+                .join(Promotion, Promotion.id == Campaign.promotion_id)
+                .order_by(Campaign.id.desc())
+                .limit(limit)
+            ).all()
+            result = []
+            for campaign, title in rows:
+                result.append(
+                    {
+                        "id": campaign.id,
+                        "promotion": title,
+                        "audience": json.loads(campaign.audience),
+                        "message": campaign.message,
+                        "status": campaign.status,
+                        "send_at": campaign.send_at,
+                        "created_at": campaign.created_at,
+                        "audience_count": campaign.audience_count,
+                    }
+                )
+        for item in result:
+            item["stats"] = self.campaign_stats(item["id"])
+        return result
+
+    def campaign_stats(self, campaign_id: int) -> dict:
+        """sent (reached the customer's channel), delivered (shown on an open
+        page), skipped by reason, failed, waiting, clicked."""
+        with session_scope(self.engine) as session:
+            rows = session.execute(
+                select(Notice.status, Notice.reason, func.count(Notice.id), func.count(Notice.clicked_at))
+                .where(Notice.campaign_id == campaign_id)
+                .group_by(Notice.status, Notice.reason)
+            ).all()
+        stats: dict[str, Any] = {"sent": 0, "delivered": 0, "skipped": {}, "failed": 0, "waiting": 0, "clicked": 0}
+        for status, reason, count, clicked in rows:
+            stats["clicked"] += clicked
+            if status in ("sent", "delivered"):
+                stats["sent"] += count
+                if status == "delivered":
+                    stats["delivered"] += count
+            elif status in ("skipped", "cancelled"):
+                stats["skipped"][reason or status] = stats["skipped"].get(reason or status, 0) + count
+            elif status == "failed":
+                stats["failed"] += count
+            else:
+                stats["waiting"] += count
+        return stats
+
+    def purge(self) -> None:
+        """Tests and benchmarks: forget every notice and campaign."""
+        with session_scope(self.engine) as session:
+            for model in (NoticeAttempt, Notice, Campaign, NoticeCursor, WeChatContact):
+                session.execute(delete(model))
