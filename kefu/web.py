@@ -49,6 +49,8 @@ from kefu.console.rasa import (
 from kefu.console.store import ConsoleStore, SignedIn
 from kefu.db.engine import DatabaseError, ensure_schema, utcnow
 from kefu.exposure import demo_login_allowed
+from kefu.notices.store import NoticeStore
+from kefu.notices.web import NoticeRelay, notice_event, notice_topic, register_campaigns, register_notice_events
 from kefu.shop.formatting import (
     ORDER_STATUS_ZH,
     TICKET_KIND_ZH,
@@ -57,7 +59,7 @@ from kefu.shop.formatting import (
     mask_phone,
     yuan,
 )
-from kefu.shop.tokens import issue_web_session, sign_customer_token, verify_session_token
+from kefu.shop.tokens import issue_web_session, sign_customer_token, verify_customer_token, verify_session_token
 
 WEB_ROOT = Path(__file__).resolve().parents[1] / "web"
 DEMO_CUSTOMER_ID = 1  # 王小明 in the demo shop (kefu.shop.demo.SHOWCASE_CUSTOMERS)
@@ -96,8 +98,8 @@ class Hub:
     def __init__(self) -> None:
         self._topics: dict[str, set[asyncio.Queue]] = defaultdict(set)
 
-    def subscribe(self, topic: str) -> asyncio.Queue:
-        queue: asyncio.Queue = asyncio.Queue(maxsize=200)
+    def subscribe(self, topic: str, queue: asyncio.Queue | None = None) -> asyncio.Queue:
+        queue = queue if queue is not None else asyncio.Queue(maxsize=200)
         self._topics[topic].add(queue)
         return queue
 
@@ -124,9 +126,14 @@ async def stream(
     *,
     first: tuple[dict, ...] | list[dict] = (),
     every_ping: Callable[[], Awaitable[None]] | None = None,
+    also: tuple[str, ...] = (),
+    on_sent: Callable[[dict], Awaitable[None]] | None = None,
 ) -> None:
-    """Send `topic`'s items as server-sent events until the browser goes away."""
+    """Send `topic`'s items (and those of the topics `also`) as server-sent
+    events until the browser goes away; `on_sent` hears of each item sent."""
     queue = hub.subscribe(topic)
+    for other in also:
+        hub.subscribe(other, queue)
     try:
         sse = await request.respond(
             content_type="text/event-stream; charset=utf-8",
@@ -135,6 +142,8 @@ async def stream(
         await sse.send("retry: 2000\n\n")
         for item in first:
             await sse.send(f"data: {json.dumps(item, ensure_ascii=False, default=str)}\n\n")
+            if on_sent is not None:
+                await on_sent(item)
         while True:
             try:
                 item = await asyncio.wait_for(queue.get(), timeout=15)
@@ -144,8 +153,12 @@ async def stream(
                     await every_ping()
                 continue
             await sse.send(f"data: {json.dumps(item, ensure_ascii=False, default=str)}\n\n")
+            if on_sent is not None:
+                await on_sent(item)
     finally:
         hub.unsubscribe(topic, queue)
+        for other in also:
+            hub.unsubscribe(other, queue)
 
 
 # --- customer delivery --------------------------------------------------------
@@ -375,6 +388,7 @@ def create_app(rasa_url: str, *, demo_login: bool = False, store: ConsoleStore |
     # X-Forwarded-For; trusted only when KEFU_PROXIES_COUNT says a proxy is there.
     app.config.PROXIES_COUNT = int(os.environ.get("KEFU_PROXIES_COUNT", "0"))
     app.ctx.store = store or ConsoleStore()
+    app.ctx.notices = NoticeStore(getattr(app.ctx.store, "_engine", None))
     app.ctx.hub = Hub()
     app.ctx.rasa_url = rasa_url
     app.ctx.demo_login = demo_login
@@ -388,6 +402,7 @@ def create_app(rasa_url: str, *, demo_login: bool = False, store: ConsoleStore |
         app_.ctx.customers = Customers(app_.ctx.hub)
         app_.ctx.watcher = Watcher(app_.ctx.store, app_.ctx.rasa, app_.ctx.hub, app_.ctx.customers)
         app_.add_task(app_.ctx.watcher.run())
+        app_.add_task(NoticeRelay(app_.ctx.notices, app_.ctx.hub).run())
 
     @app.after_server_stop
     async def stop_client(app_: Sanic, _loop) -> None:
@@ -475,7 +490,38 @@ def register_chat_page(app: Sanic) -> None:
         except (ValueError, DatabaseError):
             missed = []
         first = [{"type": "bot", "agent": m["agent"], "id": m["id"], "messages": [{"text": m["text"]}]} for m in missed]
-        await stream(request, app.ctx.hub, f"chat:{sender}", first=first)
+        # A logged-in customer's page also receives their notices: those kept
+        # while no page was open first, then new ones as the worker sends them.
+        customer_id = verify_customer_token(request.args.get("customer_token"))
+        also: tuple[str, ...] = ()
+        if customer_id is not None:
+            also = (notice_topic(customer_id),)
+            try:
+                kept = await asyncio.to_thread(app.ctx.notices.kept_for_web, customer_id)
+            except DatabaseError:
+                kept = []
+            first += [notice_event(n) for n in kept]
+
+        async def delivered(item: dict) -> None:
+            if item.get("notice"):
+                try:
+                    await asyncio.to_thread(app.ctx.notices.mark_delivered, [item["notice"]])
+                except DatabaseError as exc:
+                    logger.error("notice %s shown but not marked delivered: %s", item["notice"], exc)
+
+        await stream(request, app.ctx.hub, f"chat:{sender}", first=first, also=also, on_sent=delivered)
+
+    @app.post("/api/notices/<notice_id:int>/click")
+    async def notice_clicked(request: Request, notice_id: int) -> HTTPResponse:
+        """A button of a notice was pressed on the page (the campaign's 'clicked')."""
+        data = request.json if isinstance(request.json, dict) else {}
+        customer_id = verify_customer_token(data.get("customer_token"))
+        if customer_id is None:
+            return json_error(403, "not your notice")
+        await asyncio.to_thread(app.ctx.notices.mark_clicked, notice_id, customer_id)
+        return as_json({"ok": True})
+
+    register_notice_events(app)
 
 
 # --- the console ----------------------------------------------------------------
@@ -781,6 +827,8 @@ def register_console(app: Sanic) -> None:
 
     # The analytics dashboard (数据分析), behind the same guard.
     register_dashboard(app, api=api, signed_in=signed_in, db=db, json_error=json_error, as_json=as_json)
+    # The campaign page (营销活动), admins only.
+    register_campaigns(app, api=api, signed_in=signed_in, db=db, json_error=json_error, as_json=as_json)
 
 
 def customer_panel(store: ConsoleStore, conversation_id: str, customer_id: int | None) -> dict:

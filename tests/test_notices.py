@@ -195,8 +195,19 @@ def test_shipment_events_become_one_notice_each(store):
     mark = store.cursor("shipment_events")[0]
     with session_scope(store.engine) as session:
         order = session.execute(select(Order).where(Order.order_no == "2026000000000008")).scalar_one()
-        session.add(ShipmentEvent(order_id=order.id, happened_at=utcnow(), location="派送网点", description="快件正在派送中，快递员会尽快送达"))
-        session.add(ShipmentEvent(order_id=order.id, happened_at=utcnow(), location="中转", description="快件已到达杭州转运中心"))
+        session.add(
+            ShipmentEvent(
+                order_id=order.id,
+                happened_at=utcnow(),
+                location="派送网点",
+                description="快件正在派送中，快递员会尽快送达",
+            )
+        )
+        session.add(
+            ShipmentEvent(
+                order_id=order.id, happened_at=utcnow(), location="中转", description="快件已到达杭州转运中心"
+            )
+        )
     written = triggers.shipments()
     assert len(written) == 1
     notice = store.get(written[0])
@@ -221,7 +232,9 @@ def test_unpaid_reminder_goes_once_only(store):
     triggers = Triggers(store, rule)
     now = utcnow()
     with session_scope(store.engine) as session:
-        session.execute(update(Order).where(Order.status == "pending_payment").values(created_at=now - timedelta(days=2)))
+        session.execute(
+            update(Order).where(Order.status == "pending_payment").values(created_at=now - timedelta(days=2))
+        )
         order = session.execute(select(Order).where(Order.order_no == "2026000000000007")).scalar_one()
         order.created_at = now - timedelta(minutes=40)  # closes in 20 minutes: not yet
     assert triggers.unpaid_orders(now) == []
@@ -251,7 +264,9 @@ def opt_in(store: NoticeStore, customer_ids) -> None:
     with session_scope(store.engine) as session:
         for customer_id in customer_ids:
             session.merge(
-                NoticeConsent(customer_id=customer_id, kind="marketing", granted=True, channel="web", changed_at=utcnow())
+                NoticeConsent(
+                    customer_id=customer_id, kind="marketing", granted=True, channel="web", changed_at=utcnow()
+                )
             )
 
 
@@ -263,8 +278,13 @@ def test_audience_rules_match_their_sql(store):
         session.flush()
         for customer_id, conversation in ((5, "c5"), (150, "c150")):  # 150 did not opt in
             session.add(
-                CustomerTag(customer_id=customer_id, conversation_id=conversation, tag="VIP", staff_id=staff.id,
-                            created_at=utcnow())
+                CustomerTag(
+                    customer_id=customer_id,
+                    conversation_id=conversation,
+                    tag="VIP",
+                    staff_id=staff.id,
+                    created_at=utcnow(),
+                )
             )
     assert store.audience_ids(Audience(tag="VIP")) == {5}
     everyone = store.audience_ids(Audience())
@@ -296,7 +316,7 @@ def jobs(store):
 
     broker = make_broker("stub://")
     jobs = declare(broker, store, Deliverer(store, None, None))
-    worker = dramatiq.Worker(broker, worker_threads=2)
+    worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=50)
     worker.start()
     yield jobs
     worker.stop()
@@ -346,10 +366,48 @@ def test_the_tick_sends_new_service_notices(store, jobs):
     drain(jobs)
     with session_scope(store.engine) as session:
         order = session.execute(select(Order).where(Order.order_no == "2026000000000013")).scalar_one()
-        session.add(ShipmentEvent(order_id=order.id, happened_at=utcnow(), location="收件地址", description="快件已签收，感谢使用"))
+        session.add(
+            ShipmentEvent(
+                order_id=order.id, happened_at=utcnow(), location="收件地址", description="快件已签收，感谢使用"
+            )
+        )
         zhang = session.get(Customer, order.customer_id)
         zhang.wechat_openid = None  # reached on the web page in this test
     jobs.tick.send()
     drain(jobs)
     [kept] = store.kept_for_web(order.customer_id)
     assert "已签收" in kept["messages"][0]["text"]
+
+
+def test_chat_consent_action_records_the_choice_of_a_known_customer_only(store):
+    import asyncio
+
+    from rasa_sdk import Tracker
+    from rasa_sdk.executor import CollectingDispatcher
+
+    from actions.common import Services, use_services
+    from actions.notices import ActionMarketingConsent, use_consent_service
+    from kefu.shop.demo import demo_rows
+    from kefu.shop.memory import InMemoryShopRepository
+
+    def say(intent: str, text: str, slots: dict, sender: str) -> list[str]:
+        latest = {"text": text, "intent": {"name": intent, "confidence": 0.99}, "entities": []}
+        tracker = Tracker(sender, slots, latest, [{"event": "user", "text": text}], False, None, {}, "action_listen")
+        dispatcher = CollectingDispatcher()
+        asyncio.run(ActionMarketingConsent().run(dispatcher, tracker, {}))
+        return [m.get("response") for m in dispatcher.messages]
+
+    use_services(Services.over(InMemoryShopRepository.from_rows(demo_rows(orders=20))))
+    use_consent_service(ConsentService(store))
+    try:
+        assert say("subscribe_marketing", "订阅优惠", {}, "web-anon") == ["utter_marketing_consent_needs_login"]
+        assert say("subscribe_marketing", "订阅优惠", {"customer_id": LI}, "web-1") == ["utter_marketing_subscribed"]
+        assert store.consent(LI, "marketing") is True
+        assert say("unsubscribe_marketing", "TD", {"customer_id": LI}, "wechat-oLi") == ["utter_marketing_unsubscribed"]
+        assert say("unsubscribe_marketing", "退订", {"customer_id": LI}, "web-1") == [
+            "utter_marketing_already_unsubscribed"
+        ]
+        assert [(h["granted"], h["channel"]) for h in store.consent_history(LI)] == [(True, "web"), (False, "wechat")]
+    finally:
+        use_services(None)
+        use_consent_service(None)

@@ -45,6 +45,8 @@ CONTRACT_INTENTS = {
     "invoice",
     "promotions",
     "rate_service",
+    "subscribe_marketing",
+    "unsubscribe_marketing",
 }
 FAQ = {"payment_methods", "shipping_policy", "return_policy", "invoice"}
 DIET_ENTITIES = {"size", "color", "reason"}

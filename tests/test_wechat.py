@@ -119,6 +119,17 @@ class Server:
             return error.code, error.read().decode("utf-8")
 
 
+class RecordingContacts:
+    """Stands in for kefu.notices' record of when each follower last wrote."""
+
+    def __init__(self) -> None:
+        self.wrote: list[str] = []
+
+    def wechat_wrote(self, openid: str) -> None:
+        self.wrote.append(openid)
+
+
+CONTACTS = RecordingContacts()
 PLAIN_BOT, SLOW_BOT, SAFE_BOT = FakeBot(), FakeBot(delay=0.6), FakeBot()
 # Two workers sharing one database, and one started after them (a restart).
 WORKER_BOTS = {name: FakeBot() for name in ("worker1", "worker2", "restarted")}
@@ -135,15 +146,16 @@ def server(tmp_path_factory):
         name: (WeChatInput(TOKEN, state=DatabaseStateStore(make_engine(shared))), bot)
         for name, bot in WORKER_BOTS.items()
     }
-    running = Server(
-        {
-            "plain": (WeChatInput(TOKEN), PLAIN_BOT),
-            "slow": (WeChatInput(TOKEN, reply_timeout=0.2, client=API), SLOW_BOT),
-            "safe": (WeChatInput(TOKEN, app_id=APP_ID, encoding_aes_key=AES_KEY), SAFE_BOT),
-            "failing": (WeChatInput(TOKEN), FAILING_BOT),
-            **workers,
-        }
-    ).start()
+    channels = {
+        "plain": (WeChatInput(TOKEN), PLAIN_BOT),
+        "slow": (WeChatInput(TOKEN, reply_timeout=0.2, client=API), SLOW_BOT),
+        "safe": (WeChatInput(TOKEN, app_id=APP_ID, encoding_aes_key=AES_KEY), SAFE_BOT),
+        "failing": (WeChatInput(TOKEN), FAILING_BOT),
+        **workers,
+    }
+    for channel, _ in channels.values():
+        channel.contacts = CONTACTS
+    running = Server(channels).start()
     yield running
     running.stop()
 
@@ -153,6 +165,7 @@ def fresh_bots():
     for bot in (PLAIN_BOT, SLOW_BOT, SAFE_BOT, FAILING_BOT, *WORKER_BOTS.values()):
         bot.received.clear()
     API.sent.clear()
+    CONTACTS.wrote.clear()
 
 
 _ids = iter(range(10**6, 10**7))
@@ -184,6 +197,8 @@ def test_plain_text_message_is_answered_passively_with_the_signed_openid_in_meta
     assert metadata["wechat_openid"] == "oUser123"
     assert verify_wechat_identity(metadata["wechat_identity"]) == "oUser123"
     assert PLAIN_BOT.received[0].sender_id == "wechat-oUser123"
+    # Notices may use the customer-service API for 48 hours from now.
+    assert CONTACTS.wrote == ["oUser123"]
 
 
 @pytest.mark.parametrize("params", [{}, {"signature": "x", "timestamp": "1", "nonce": "2"}])

@@ -133,6 +133,8 @@ class WeChatInput(InputChannel):
         self._app_secret = app_secret
         self.state = state if state is not None else MemoryStateStore()
         self.pending: set = set()
+        # When each follower last wrote (kefu.notices.store.NoticeStore), made on first use.
+        self.contacts: Any = None
         self.crypto = None
         if encoding_aes_key:
             from wechatpy.crypto import WeChatCrypto
@@ -236,6 +238,7 @@ class WeChatInput(InputChannel):
                 return response.text("success")  # unsubscribe and others: nothing to say
         elif message.type == "text":
             text = message.content
+            await self._note_contact(openid)
         else:
             self._handled(key)
             return self._reply(message, UNSUPPORTED_REPLY, request)
@@ -262,6 +265,18 @@ class WeChatInput(InputChannel):
             raise
         self._handled(key)
         return self._reply(message, render_text(collector.messages), request)
+
+    async def _note_contact(self, openid: str) -> None:
+        """The follower wrote: notices may reach them through the customer-service
+        API for the next 48 hours (kefu.notices). A failure here costs only that."""
+        try:
+            if self.contacts is None:
+                from kefu.notices.store import NoticeStore
+
+                self.contacts = NoticeStore()
+            await asyncio.to_thread(self.contacts.wechat_wrote, openid)
+        except Exception as exc:  # noqa: BLE001 - the customer's message must still be answered
+            logger.error("wechat: could not note %s's message time for notices: %s", openid, exc)
 
     def _handled(self, key: str) -> None:
         self.state.put(key, "handled", HANDLED_SECONDS)

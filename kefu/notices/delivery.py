@@ -108,8 +108,15 @@ class Deliverer:
                 **kw,
             )
             log = logger.info if outcome in ("sent", "kept") else logger.warning
-            log("notice %s (%s, customer %s) %s via %s%s", notice_id, notice.topic, notice.customer_id, outcome,
-                channel, f": {reason}" if reason else "")
+            log(
+                "notice %s (%s, customer %s) %s via %s%s",
+                notice_id,
+                notice.topic,
+                notice.customer_id,
+                outcome,
+                channel,
+                f": {reason}" if reason else "",
+            )
 
         if notice.campaign_id is not None and not self.store.campaign_running(notice.campaign_id):
             end("cancelled", "skipped", "campaign_cancelled")

@@ -102,9 +102,7 @@ class Audience:
             .where(NoticeConsent.kind == "marketing", NoticeConsent.granted.is_(True))
         )
         if self.tag:
-            query = query.where(
-                Customer.id.in_(select(CustomerTag.customer_id).where(CustomerTag.tag == self.tag))
-            )
+            query = query.where(Customer.id.in_(select(CustomerTag.customer_id).where(CustomerTag.tag == self.tag)))
         if self.category:
             since = now - timedelta(days=self.days or 30)
             query = query.where(
@@ -133,7 +131,9 @@ class NoticeStore:
     def consent(self, customer_id: int, kind: str) -> bool:
         with session_scope(self.engine) as session:
             granted = session.execute(
-                select(NoticeConsent.granted).where(NoticeConsent.customer_id == customer_id, NoticeConsent.kind == kind)
+                select(NoticeConsent.granted).where(
+                    NoticeConsent.customer_id == customer_id, NoticeConsent.kind == kind
+                )
             ).scalar_one_or_none()
         return DEFAULT_CONSENT[kind] if granted is None else bool(granted)
 
@@ -363,7 +363,9 @@ class NoticeStore:
             rows = session.execute(
                 select(NoticeAttempt).where(NoticeAttempt.notice_id == notice_id).order_by(NoticeAttempt.id)
             ).scalars()
-            return [{"channel": r.channel, "outcome": r.outcome, "detail": r.detail, "address": r.address} for r in rows]
+            return [
+                {"channel": r.channel, "outcome": r.outcome, "detail": r.detail, "address": r.address} for r in rows
+            ]
 
     # --- the web page -------------------------------------------------------
 

@@ -110,7 +110,15 @@ class Triggers:
             ).all()
             items = _items(session, [order.id for _, order in rows])
             found = [
-                (event.id, event.description, order.id, order.customer_id, order.order_no, order.carrier, order.tracking_no)
+                (
+                    event.id,
+                    event.description,
+                    order.id,
+                    order.customer_id,
+                    order.order_no,
+                    order.carrier,
+                    order.tracking_no,
+                )
                 for event, order in rows
             ]
         written: list[int] = []

@@ -93,7 +93,7 @@
         messages.appendChild(b);
       }
       if (m.custom && (m.custom.type === "product_card" || m.custom.type === "order_card")) messages.appendChild(card(m.custom));
-      if (m.buttons && m.buttons.length && entry.live !== false) messages.appendChild(buttons(m.buttons));
+      if (m.buttons && m.buttons.length && entry.live !== false) messages.appendChild(buttons(m.buttons, m.notice));
     }
     scroll();
   }
@@ -124,11 +124,20 @@
     return r;
   }
 
-  function buttons(list) {
+  // A notice's buttons also tell the server they were pressed (the campaign's "clicked").
+  function noticeClicked(notice) {
+    if (!notice || !state.token) return;
+    fetch("/api/notices/" + encodeURIComponent(notice) + "/click", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ customer_token: state.token })
+    }).catch(function () { /* a lost click only costs a count */ });
+  }
+
+  function buttons(list, notice) {
     var wrap = el("div", "buttons");
     list.forEach(function (b) {
       var btn = el("button", "", b.title);
-      btn.onclick = function () { send(b.payload, b.title); };
+      btn.onclick = function () { noticeClicked(notice); send(b.payload, b.title); };
       wrap.appendChild(btn);
     });
     return wrap;
@@ -199,11 +208,13 @@
   var source = null;
   function listen() {
     if (!window.EventSource) return;
-    session().then(function () {
+    // A logged-in customer's stream also carries their notices (发货、催付、活动).
+    session().then(fetchToken).then(function (token) {
       if (source) source.close();
       source = new EventSource("/api/chat/events?sender=" + encodeURIComponent(state.sender) +
                                "&session_token=" + encodeURIComponent(state.sessionToken) +
-                               "&after=" + (state.lastAgentMessage || 0));
+                               "&after=" + (state.lastAgentMessage || 0) +
+                               (token ? "&customer_token=" + encodeURIComponent(token) : ""));
       source.onmessage = onPushed;
     }).catch(function () { /* the next message retries the session */ });
   }
@@ -216,6 +227,7 @@
     }
     typing.hidden = true;
     (event.messages || []).forEach(function (m) {
+      if (event.notice) m = Object.assign({}, m, { notice: event.notice });
       add("bot", event.agent ? Object.assign({}, m, { agent: event.agent }) : m);
     });
   }
@@ -238,7 +250,9 @@
   login.checked = !!state.token;
   // Unticking 已登录 ends the logged-in conversation: the next message
   // starts a new one, in which the bot knows nothing of the customer.
-  login.onchange = function () { if (login.checked) { state.token = null; save(); } else { forgetSession(); } };
+  login.onchange = function () {
+    if (login.checked) { state.token = null; save(); listen(); } else { forgetSession(); }
+  };
 
   state.history.forEach(function (entry, i) {
     render({ who: entry.who, m: entry.m, t: entry.t, live: i === state.history.length - 1 });
