@@ -165,6 +165,19 @@ def _cmd_nlu_export_reviewed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo_advance(args: argparse.Namespace) -> int:
+    from kefu.db.engine import ensure_schema, get_engine
+    from kefu.notices.demo import advance
+
+    engine = get_engine()
+    ensure_schema(engine)
+    lines = advance(engine)
+    for line in lines:
+        print(line)
+    print(f"{len(lines)} changes; the notice worker (make run) turns them into notices within seconds")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kefu", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -225,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     analytics.add_parser("consume", help="apply the SQL event broker's new events and stop").set_defaults(
         func=_cmd_analytics_consume
     )
+    demo_shop = sub.add_parser("demo", help="the demo shop").add_subparsers(dest="demo_command", required=True)
+    demo_shop.add_parser(
+        "advance", help="move demo orders along (deliveries, shipments, a payment, ticket decisions)"
+    ).set_defaults(func=_cmd_demo_advance)
     return parser
 
 

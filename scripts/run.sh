@@ -30,6 +30,13 @@ export KEFU_TOKEN_SECRET="${KEFU_TOKEN_SECRET:-$(new_secret)}"
 export KEFU_ACTION_SECRET="${KEFU_ACTION_SECRET:-$(new_secret)}"
 # For `make shell` in another terminal, whose Rasa calls this action server.
 mkdir -p var/run && (umask 077 && printf '%s\n' "$KEFU_ACTION_SECRET" > var/run/action-secret)
+# The secret a shop's own order system sends with its events
+# (POST /api/notices/events, docs/notices.md): kept across runs.
+if [ -z "${KEFU_EVENTS_SECRET:-}" ]; then
+  [ -s var/run/events-secret ] || (umask 077 && new_secret > var/run/events-secret)
+  KEFU_EVENTS_SECRET="$(cat var/run/events-secret)"
+fi
+export KEFU_EVENTS_SECRET
 # The chat page's demo "logged-in" switch: only for the local demo (this
 # script on loopback with the demo shop, i.e. no DATABASE_URL of your own).
 # kefu.web refuses it on any other interface.
@@ -48,7 +55,11 @@ if [ "${KEFU_DEMO_LOGIN:-}" = "1" ]; then
   DEMO_AGENT_PASSWORD="$("$PY" -c 'import secrets; print(secrets.token_urlsafe(9))')"
   printf '%s\n' "$DEMO_AGENT_PASSWORD" | "$PY" -m kefu.cli staff add demo --role agent >/dev/null \
     || die "could not create the demo agent account"
-  DEMO_AGENT_LINE="  Console login  demo / $DEMO_AGENT_PASSWORD   (demo agent, this run only)"
+  DEMO_ADMIN_PASSWORD="$("$PY" -c 'import secrets; print(secrets.token_urlsafe(9))')"
+  printf '%s\n' "$DEMO_ADMIN_PASSWORD" | "$PY" -m kefu.cli staff add demo-admin --role admin >/dev/null \
+    || die "could not create the demo admin account"
+  DEMO_AGENT_LINE="  Console login  demo / $DEMO_AGENT_PASSWORD   (demo agent, this run only)
+                 demo-admin / $DEMO_ADMIN_PASSWORD   (demo admin: campaigns; this run only)"
   # The dashboard's demo month (once: a fresh analytics store only; seconds).
   mkdir -p "$LOG_DIR" && "$PY" -m kefu.cli analytics demo --if-empty >"$LOG_DIR/analytics-demo.log" 2>&1 \
     || say "the analytics demo month was not generated; see var/log/analytics-demo.log"
@@ -111,6 +122,27 @@ say "starting the Rasa server on :$RASA_PORT"
 start rasa "$VENV/bin/rasa" run --enable-api --model "$MODEL" --interface "$HOST" --port "$RASA_PORT" \
   --credentials credentials.yml --endpoints endpoints.yml "${CORS_ARGS[@]}" "${AUTH_ARGS[@]}"
 RASA_PID="${PIDS[-1]}"
+# The notices' job queue (dramatiq) needs Redis: the one on 6379 (or
+# KEFU_QUEUE_URL), else a project-owned redis-server started here.
+NOTICES_LINE="  Notices        worker running (var/log/notices.log); try: .venv/bin/python -m kefu.cli demo advance"
+export KEFU_QUEUE_URL="${KEFU_QUEUE_URL:-redis://127.0.0.1:6379/0}"
+redis_answers() { "$PY" -c 'import sys, redis; redis.Redis.from_url(sys.argv[1], socket_timeout=2).ping()' "$1" 2>/dev/null; }
+if ! redis_answers "$KEFU_QUEUE_URL"; then
+  if command -v redis-server >/dev/null; then
+    mkdir -p var/redis
+    say "starting Redis for the notice queue on :6381 (var/redis)"
+    start redis redis-server --port 6381 --bind 127.0.0.1 --dir "$KEFU_ROOT/var/redis" --appendonly yes --save ""
+    export KEFU_QUEUE_URL="redis://127.0.0.1:6381/0"
+    for _ in $(seq 20); do redis_answers "$KEFU_QUEUE_URL" && break; sleep 0.25; done
+  fi
+fi
+if redis_answers "$KEFU_QUEUE_URL"; then
+  say "starting the notice worker (queue $KEFU_QUEUE_URL)"
+  start notices "$PY" -m kefu.notices.worker
+else
+  NOTICES_LINE="  Notices        OFF: no Redis at $KEFU_QUEUE_URL and no redis-server to start (apt-get install redis-server)"
+  say "no Redis for the notice queue: notices are not sent this run"
+fi
 say "starting the chat page and the agent console on :$WEB_PORT"
 start web "$PY" -m kefu.web --host "$HOST" --port "$WEB_PORT" --rasa-url "http://localhost:$RASA_PORT"
 WEB_PID="${PIDS[-1]}"
@@ -121,12 +153,14 @@ wait_for rasa "http://127.0.0.1:$RASA_PORT/" "$RASA_PID" 300
 
 cat <<EOF
 
-  Kefu is running. Logs: var/log/{rasa,actions,web}.log
+  Kefu is running. Logs: var/log/{rasa,actions,web,notices}.log
 
   Chat page      http://localhost:$WEB_PORT/
   Agent console  http://localhost:$WEB_PORT/console/
   Dashboard      http://localhost:$WEB_PORT/console/analytics   (数据分析)
+  Campaigns      http://localhost:$WEB_PORT/console/campaigns   (营销活动, admins: kefu staff add NAME --role admin)
 $DEMO_AGENT_LINE
+$NOTICES_LINE
   REST channel   needs a session from  curl -s -X POST localhost:$WEB_PORT/api/session  (see README)
   Parse a text   curl -s localhost:$RASA_PORT/model/parse -d '{"text":"小米13多少钱"}'
   Terminal chat  make shell   (in another terminal)

@@ -411,3 +411,23 @@ def test_chat_consent_action_records_the_choice_of_a_known_customer_only(store):
     finally:
         use_services(None)
         use_consent_service(None)
+
+
+def test_demo_advance_makes_notices_for_the_showcase_customer(store):
+    from kefu.notices.demo import advance
+
+    rule = UnpaidRule(close_minutes=24 * 60, remind_minutes=60)
+    triggers = Triggers(store, rule)
+    triggers.poll()  # the marks
+    lines = advance(store.engine, unpaid=rule)
+    assert any("2026000000000008" in line and "派送中" in line for line in lines)
+    assert any("2026000000000006" in line and "已发货" in line for line in lines)
+    assert any("2026000000000007" in line for line in lines)
+    written = [store.get(i) for i in triggers.poll()]
+    topics = {(n["topic"], n["customer_id"]) for n in written}
+    assert {("shipment", WANG), ("unpaid", WANG)} <= topics
+    assert ("ticket", WANG) in topics  # the refund ticket of 2026000000000010 was decided
+    advance(store.engine, unpaid=rule)
+    second = [store.get(i) for i in triggers.poll()]
+    texts = " ".join(json.loads(n["body"])[0]["text"] for n in second if n["customer_id"] == WANG)
+    assert "已签收" in texts

@@ -50,7 +50,8 @@ def make_broker(url: str | None = None) -> dramatiq.Broker:
     # A worker killed with jobs in hand: another worker's maintenance puts
     # them back once its heartbeat is this old (the outbox sweep is the
     # second net).
-    return RedisBroker(url=url, namespace="kefu-dramatiq", heartbeat_timeout=30_000)
+    namespace = os.environ.get("KEFU_QUEUE_NAMESPACE", "kefu-dramatiq")
+    return RedisBroker(url=url, namespace=namespace, heartbeat_timeout=30_000)
 
 
 @dataclass
