@@ -84,11 +84,15 @@ class Deliverer:
         wechat: WeChatSender | None = None,
         quiet: QuietHours | None = None,
         clock: Callable[[], datetime] = utcnow,
+        lease_seconds: float | None = None,
     ) -> None:
         self.store, self.wechat, self.quiet, self.clock = store, wechat, quiet, clock
+        # How long a claimed notice is this worker's: a worker killed while
+        # sending leaves it to another after that (KEFU_NOTICE_LEASE_SECONDS).
+        self.lease_seconds = lease_seconds or float(os.environ.get("KEFU_NOTICE_LEASE_SECONDS", "60"))
 
     def deliver(self, notice_id: int) -> Outcome:
-        notice = self.store.claim(notice_id)
+        notice = self.store.claim(notice_id, self.lease_seconds)
         if notice is None:
             return Outcome(notice_id, "not_claimed")
         now = self.clock()

@@ -479,6 +479,10 @@ class NoticeStore:
                 for p in rows
             ]
 
+    def categories(self) -> list[str]:
+        with session_scope(self.engine) as session:
+            return sorted(session.execute(select(Product.category).distinct()).scalars())
+
     def promotion(self, promotion_id: int) -> dict | None:
         return next((p for p in self.promotions(datetime.min) if p["id"] == promotion_id), None)
 

@@ -176,6 +176,7 @@ def register_campaigns(
         promotions = await db(store().promotions)
         return as_json(
             {
+                "categories": await db(store().categories),
                 "campaigns": [_campaign_json(c) for c in items],
                 "promotions": [
                     {**p, "starts_at": iso(p["starts_at"]), "ends_at": iso(p["ends_at"])} for p in promotions
