@@ -75,6 +75,7 @@ class Outcome:
     result: str  # sent | kept | skipped | postponed | retry | failed | cancelled | not_claimed
     reason: str | None = None
     retry_at: datetime | None = None
+    campaign_id: int | None = None
 
 
 class Deliverer:
@@ -96,6 +97,7 @@ class Deliverer:
         if notice is None:
             return Outcome(notice_id, "not_claimed")
         now = self.clock()
+        campaign = notice.campaign_id
         openid = self.store.openid_of(notice.customer_id)
         channel = "wechat" if openid and self.wechat is not None else "web"
         address = openid if channel == "wechat" else None
@@ -124,24 +126,24 @@ class Deliverer:
 
         if notice.campaign_id is not None and not self.store.campaign_running(notice.campaign_id):
             end("cancelled", "skipped", "campaign_cancelled")
-            return Outcome(notice_id, "cancelled", "campaign_cancelled")
+            return Outcome(notice_id, "cancelled", "campaign_cancelled", campaign_id=campaign)
         if not self.store.consent(notice.customer_id, notice.kind):
             end("skipped", "skipped", "opted_out")
-            return Outcome(notice_id, "skipped", "opted_out")
+            return Outcome(notice_id, "skipped", "opted_out", campaign_id=campaign)
         if notice.kind == "marketing" and self.quiet is not None and self.quiet.is_quiet(now):
             later = self.quiet.next_allowed(now)
             end("pending", "postponed", "quiet_hours", not_before=later)
-            return Outcome(notice_id, "postponed", "quiet_hours", later)
+            return Outcome(notice_id, "postponed", "quiet_hours", later, campaign_id=campaign)
         if channel == "web":
             end("sent", "kept")
-            return Outcome(notice_id, "kept")
+            return Outcome(notice_id, "kept", campaign_id=campaign)
 
         assert openid is not None and self.wechat is not None
         last, sent = self.store.wechat_window(openid)
         refusal = wechat_refusal(now, last, sent)
         if refusal is not None:
             end("skipped", "skipped", refusal)
-            return Outcome(notice_id, "skipped", refusal)
+            return Outcome(notice_id, "skipped", refusal, campaign_id=campaign)
         from kefu.channels.wechat import render_text
 
         try:
@@ -150,13 +152,13 @@ class Deliverer:
             code = getattr(exc, "errcode", None)
             if code in WECHAT_REFUSALS:
                 end("skipped", "skipped", WECHAT_REFUSALS[code], detail=f"{code}: {exc}")
-                return Outcome(notice_id, "skipped", WECHAT_REFUSALS[code])
+                return Outcome(notice_id, "skipped", WECHAT_REFUSALS[code], campaign_id=campaign)
             detail = f"{type(exc).__name__}: {exc}"
             if notice.attempts >= MAX_ATTEMPTS:
                 end("failed", "failed", "gave_up", detail=detail)
-                return Outcome(notice_id, "failed", "gave_up")
+                return Outcome(notice_id, "failed", "gave_up", campaign_id=campaign)
             later = now + retry_delay(notice.attempts)
             end("pending", "retry", "temporary_error", detail=detail, not_before=later)
-            return Outcome(notice_id, "retry", "temporary_error", later)
+            return Outcome(notice_id, "retry", "temporary_error", later, campaign_id=campaign)
         end("sent", "sent")
-        return Outcome(notice_id, "sent")
+        return Outcome(notice_id, "sent", campaign_id=campaign)

@@ -122,9 +122,8 @@ def declare(
                 delay_ms = max(0, int((outcome.retry_at - utcnow()).total_seconds() * 1000))
                 store.mark_queued([notice_id])
                 jobs.deliver.send_with_options(args=([notice_id],), delay=delay_ms)
-            row = store.get(notice_id) if outcome.result != "not_claimed" else None
-            if row and row["campaign_id"]:
-                campaigns.add(row["campaign_id"])
+            if outcome.campaign_id is not None:
+                campaigns.add(outcome.campaign_id)
         for campaign_id in campaigns:
             store.campaign_finished(campaign_id)
 
