@@ -327,6 +327,7 @@ def drain(jobs) -> None:
     jobs.broker.join("kefu-notices")
 
 
+@pytest.mark.slow  # a dramatiq worker or the whole demo shop: about a second
 def test_a_campaign_reaches_its_audience_once_each_through_the_queue(store, jobs):
     opt_in(store, range(1, 200, 2))
     audience = Audience(category="手机", days=365)
@@ -350,6 +351,7 @@ def test_a_campaign_reaches_its_audience_once_each_through_the_queue(store, jobs
         assert len(session.execute(select(Notice.id).where(Notice.campaign_id == campaign)).all()) == len(expected)
 
 
+@pytest.mark.slow  # a dramatiq worker or the whole demo shop: about a second
 def test_a_cancelled_campaign_sends_nothing_more(store, jobs):
     opt_in(store, range(1, 50))
     promotion = store.promotions()[0]["id"]
@@ -361,6 +363,7 @@ def test_a_cancelled_campaign_sends_nothing_more(store, jobs):
     assert store.campaigns()[0]["status"] == "cancelled"
 
 
+@pytest.mark.slow  # a dramatiq worker or the whole demo shop: about a second
 def test_the_tick_sends_new_service_notices(store, jobs):
     jobs.tick.send()  # sets the marks
     drain(jobs)
@@ -413,6 +416,7 @@ def test_chat_consent_action_records_the_choice_of_a_known_customer_only(store):
         use_consent_service(None)
 
 
+@pytest.mark.slow  # a dramatiq worker or the whole demo shop: about a second
 def test_demo_advance_makes_notices_for_the_showcase_customer(store):
     from kefu.notices.demo import advance
 
