@@ -130,7 +130,9 @@ def test_kept_notices_show_at_open_and_new_ones_are_pushed(web, shop, monkeypatc
 def login(origin: str, name: str) -> tuple[requests.Session, str]:
     http = requests.Session()
     page = http.get(f"{origin}/console/login", timeout=5).text
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found, page[:200]
+    csrf = found.group(1)
     http.post(f"{origin}/console/login", data={"name": name, "password": PASSWORD, "csrf": csrf}, timeout=10)
     return http, http.get(f"{origin}/console/api/me", timeout=5).json()["csrf"]
 

@@ -127,8 +127,14 @@ def declare(
         for campaign_id in campaigns:
             store.campaign_finished(campaign_id)
 
-    options = dict(broker=broker, queue_name=QUEUE, max_retries=5, min_backoff=1_000, max_backoff=300_000)
-    jobs.tick = dramatiq.actor(tick, actor_name="kefu_notices_tick", **options)
-    jobs.deliver = dramatiq.actor(deliver, actor_name="kefu_notices_deliver", **options)
-    jobs.expand_campaign = dramatiq.actor(expand_campaign, actor_name="kefu_notices_expand_campaign", **options)
+    def actor(name: str):
+        # dramatiq's Retries middleware: a job that raised (the database away)
+        # runs again after 1 s, 2 s, 4 s, … at most 5 min, 5 times.
+        return dramatiq.actor(
+            actor_name=name, broker=broker, queue_name=QUEUE, max_retries=5, min_backoff=1_000, max_backoff=300_000
+        )
+
+    jobs.tick = actor("kefu_notices_tick")(tick)
+    jobs.deliver = actor("kefu_notices_deliver")(deliver)
+    jobs.expand_campaign = actor("kefu_notices_expand_campaign")(expand_campaign)
     return jobs

@@ -109,7 +109,7 @@ def register_notice_events(app: Sanic) -> None:
             problems.append(f"text: 1-{MAX_EVENT_TEXT} characters")
         if topic not in EVENT_TOPICS:
             problems.append(f"topic: one of {', '.join(EVENT_TOPICS)}")
-        if problems:
+        if problems or not isinstance(customer_id, int):
             return response.json({"error": "; ".join(problems)}, status=400)
         messages: list[dict] = [{"text": text}]
         order_no = str(data.get("order_no") or "")
@@ -205,8 +205,8 @@ def register_campaigns(
         message = message_of(data)
         if not message:
             return json_error(400, "请填写推送内容")
-        promotion_id = data.get("promotion_id")
-        promotion = await db(store().promotion, int(promotion_id)) if str(promotion_id or "").isdigit() else None
+        promotion_id = str(data.get("promotion_id") or "")
+        promotion = await db(store().promotion, int(promotion_id)) if promotion_id.isdigit() else None
         if promotion is None:
             return json_error(400, "请选择一个进行中或即将开始的活动")
         send_at = utcnow()
