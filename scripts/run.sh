@@ -65,6 +65,9 @@ if [ "${KEFU_DEMO_LOGIN:-}" = "1" ]; then
     || say "the analytics demo month was not generated; see var/log/analytics-demo.log"
   # A demo can be tried at any hour; a shop sets its own service hours.
   export KEFU_SERVICE_HOURS="${KEFU_SERVICE_HOURS:-0-24}"
+  # Likewise campaigns: no quiet hours in the local demo unless asked for
+  # (a shop keeps the default, 22-8 China time).
+  export KEFU_QUIET_HOURS="${KEFU_QUIET_HOURS-}"
 fi
 # Sanic refuses larger request bodies with 413 before Rasa sees them.
 export SANIC_REQUEST_MAX_SIZE="${SANIC_REQUEST_MAX_SIZE:-1048576}"

@@ -113,6 +113,7 @@ def declare(
             return
         logger.info("notices: campaign %s: %s notices written", campaign_id, written)
         jobs.enqueue(store.due(limit=10**7, campaign_id=campaign_id))
+        store.campaign_finished(campaign_id)  # an empty audience is done at once
 
     def deliver(notice_ids: list[int]) -> None:
         campaigns = set()
