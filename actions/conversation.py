@@ -33,8 +33,19 @@ class ActionHandoff(Action):
         return events + await handoff(dispatcher, tracker, reason)
 
 
-# Intents never offered as a guess: answering "did you mean: yes?" helps nobody.
-NOT_SUGGESTED = {"nlu_fallback", "affirm", "deny", "inform", "out_of_scope", "sensitive_info", "rate_service"}
+# Intents never offered as a guess: answering "did you mean: yes?" helps nobody,
+# and consent to marketing is given or withdrawn only when said plainly.
+NOT_SUGGESTED = {
+    "nlu_fallback",
+    "affirm",
+    "deny",
+    "inform",
+    "out_of_scope",
+    "sensitive_info",
+    "rate_service",
+    "subscribe_marketing",
+    "unsubscribe_marketing",
+}
 SUGGESTIONS = 2
 
 

@@ -6,7 +6,9 @@ seeded SQLite shop (these tests write to it)."""
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import dramatiq
@@ -57,11 +59,21 @@ class WeChatError(Exception):
         self.errcode = errcode
 
 
-@pytest.fixture()
-def store(tmp_path) -> NoticeStore:
-    engine = make_engine(f"sqlite:///{tmp_path / 'shop.sqlite3'}")
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("notices-template") / "shop.sqlite3"
+    engine = make_engine(f"sqlite:///{path}")
     seed(engine, orders=300)
-    return NoticeStore(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture()
+def store(seeded, tmp_path) -> NoticeStore:
+    """A fresh copy of the seeded shop for each test (these tests write)."""
+    path = tmp_path / "shop.sqlite3"
+    shutil.copyfile(seeded, path)
+    return NoticeStore(make_engine(f"sqlite:///{path}"))
 
 
 def service_notice(store: NoticeStore, key: str, customer_id: int = WANG) -> int:

@@ -46,6 +46,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from kefu.channels.wechat_state import AccessTokenStorage, MemoryStateStore, StateStore, state_store
+from kefu.channels.wechat_text import render_text
 from kefu.shop import tokens
 
 logger = logging.getLogger(__name__)
@@ -79,23 +80,6 @@ class CustomerServiceClient:
 
     async def send_text(self, openid: str, text: str) -> None:
         await asyncio.to_thread(self._client.message.send_text, openid, text)
-
-
-def render_text(messages: list[dict[str, Any]]) -> str:
-    """Bot messages as one WeChat text: buttons become a numbered list."""
-    parts = []
-    for message in messages:
-        if message.get("text"):
-            parts.append(message["text"])
-        custom = message.get("custom") or {}
-        if custom.get("type") in ("product_card", "order_card"):
-            parts.append(
-                f"【{custom.get('name') or custom.get('title', '')}】{custom.get('price') or custom.get('status', '')}"
-            )
-        buttons = message.get("buttons") or []
-        if buttons:
-            parts.append("\n".join(f"{i}. {b.get('title', '')}" for i, b in enumerate(buttons, start=1)))
-    return "\n".join(p for p in parts if p).strip()
 
 
 class WeChatInput(InputChannel):

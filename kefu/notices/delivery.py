@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from kefu.channels.wechat_text import render_text
 from kefu.db.engine import utcnow
 from kefu.notices.rules import QuietHours, retry_delay, wechat_refusal
 from kefu.notices.store import NoticeStore
@@ -144,8 +145,6 @@ class Deliverer:
         if refusal is not None:
             end("skipped", "skipped", refusal)
             return Outcome(notice_id, "skipped", refusal, campaign_id=campaign)
-        from kefu.channels.wechat import render_text
-
         try:
             self.wechat.send_text(openid, render_text(notice.messages))
         except Exception as exc:  # noqa: BLE001 - every failure is logged and classified below
