@@ -99,7 +99,8 @@ class Deliverer:
             return Outcome(notice_id, "not_claimed")
         now = self.clock()
         campaign = notice.campaign_id
-        openid = self.store.openid_of(notice.customer_id)
+        situation = self.store.situation(notice)
+        openid = situation.openid
         channel = "wechat" if openid and self.wechat is not None else "web"
         address = openid if channel == "wechat" else None
 
@@ -125,10 +126,10 @@ class Deliverer:
                 f": {reason}" if reason else "",
             )
 
-        if notice.campaign_id is not None and not self.store.campaign_running(notice.campaign_id):
+        if not situation.campaign_running:
             end("cancelled", "skipped", "campaign_cancelled")
             return Outcome(notice_id, "cancelled", "campaign_cancelled", campaign_id=campaign)
-        if not self.store.consent(notice.customer_id, notice.kind):
+        if not situation.consented:
             end("skipped", "skipped", "opted_out")
             return Outcome(notice_id, "skipped", "opted_out", campaign_id=campaign)
         if notice.kind == "marketing" and self.quiet is not None and self.quiet.is_quiet(now):
@@ -140,8 +141,7 @@ class Deliverer:
             return Outcome(notice_id, "kept", campaign_id=campaign)
 
         assert openid is not None and self.wechat is not None
-        last, sent = self.store.wechat_window(openid)
-        refusal = wechat_refusal(now, last, sent)
+        refusal = wechat_refusal(now, situation.last_message_at, situation.sent_since)
         if refusal is not None:
             end("skipped", "skipped", refusal)
             return Outcome(notice_id, "skipped", refusal, campaign_id=campaign)
