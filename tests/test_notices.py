@@ -449,3 +449,29 @@ def test_demo_advance_makes_notices_for_the_showcase_customer(store):
     second = [store.get(i) for i in triggers.poll()]
     texts = " ".join(json.loads(n["body"])[0]["text"] for n in second if n["customer_id"] == WANG)
     assert "已签收" in texts
+
+
+def test_a_batch_is_decided_like_single_notices(store):
+    fake = RecordingWeChat()
+    store.wechat_wrote(WANG_OPENID)
+    store.set_consent(3, "service", False, "web")
+    ids = [
+        service_notice(store, "b-wechat", WANG),
+        service_notice(store, "b-web", LI),
+        service_notice(store, "b-optout", 3),
+    ]
+    done = service_notice(store, "b-done", LI)
+    Deliverer(store, fake).deliver(done)
+    outcomes = {o.notice_id: (o.result, o.reason) for o in Deliverer(store, fake).deliver_many(ids + [done])}
+    assert outcomes == {
+        ids[0]: ("sent", None),
+        ids[1]: ("kept", None),
+        ids[2]: ("skipped", "opted_out"),
+        done: ("not_claimed", None),
+    }
+    assert [store.get(i)["status"] for i in ids] == ["sent", "sent", "skipped"]
+    assert [len(store.attempts(i)) for i in ids + [done]] == [1, 1, 1, 1]
+    assert fake.sent == [(WANG_OPENID, "测试通知")]
+    assert Deliverer(store, fake).deliver_many(ids) == [
+        type(Deliverer(store, fake).deliver(ids[0]))(i, "not_claimed") for i in ids
+    ]

@@ -454,6 +454,7 @@ class Notice(Base):
     created_at = Column(DateTime, nullable=False)
     not_before = Column(DateTime, nullable=False)
     lease_until = Column(DateTime, nullable=True)  # a worker is sending it until then
+    claim_token = Column(String(32), nullable=True)  # which claim took it (a batch's rows are read back by it)
     # When a job for it was last put on the queue: the sweep re-queues only
     # notices whose job was lost (a worker killed, a restart of Redis).
     queued_at = Column(DateTime, nullable=True)

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from kefu.channels.wechat_text import render_text
 from kefu.db.engine import utcnow
 from kefu.notices.rules import QuietHours, retry_delay, wechat_refusal
-from kefu.notices.store import NoticeStore
+from kefu.notices.store import NoticeRow, NoticeStore, Situation
 
 logger = logging.getLogger(__name__)
 
@@ -94,20 +94,43 @@ class Deliverer:
         self.lease_seconds = lease_seconds or float(os.environ.get("KEFU_NOTICE_LEASE_SECONDS", "60"))
 
     def deliver(self, notice_id: int) -> Outcome:
+        """Send one notice (claim, check, send, finish)."""
         notice = self.store.claim(notice_id, self.lease_seconds)
         if notice is None:
             return Outcome(notice_id, "not_claimed")
+        return self._send(notice, self.store.situation(notice), batch=None)
+
+    def deliver_many(self, notice_ids: list[int]) -> list[Outcome]:
+        """deliver() for a batch: claimed, checked and (on the web) finished
+        together, a few transactions per batch instead of three per notice.
+        A WeChat message is still finished one by one, right after WeChat
+        answered, with the window read afresh for each."""
+        notices = self.store.claim_many(notice_ids, self.lease_seconds)
+        situations = self.store.situations(notices)
+        taken = {n.id for n in notices}
+        outcomes = [Outcome(i, "not_claimed") for i in notice_ids if i not in taken]
+        batch: list[dict] = []
+        for notice in notices:
+            situation = situations[notice.id]
+            if situation.openid and self.wechat is not None:
+                outcomes.append(self._send(notice, self.store.situation(notice), batch=None))
+            else:
+                outcomes.append(self._send(notice, situation, batch=batch))
+        self.store.finish_many(batch)
+        return outcomes
+
+    def _send(self, notice: NoticeRow, situation: Situation, batch: list[dict] | None) -> Outcome:
+        """Decide and send; the end of the try is written now, or added to `batch`."""
+        notice_id, campaign = notice.id, notice.campaign_id
         now = self.clock()
-        campaign = notice.campaign_id
-        situation = self.store.situation(notice)
         openid = situation.openid
         channel = "wechat" if openid and self.wechat is not None else "web"
         address = openid if channel == "wechat" else None
 
         def end(status: str, outcome: str, reason: str | None = None, detail: str = "", **kw: Any) -> None:
-            self.store.finish(
-                notice_id,
-                status,
+            record = dict(
+                notice_id=notice_id,
+                status=status,
                 channel=channel,
                 outcome=outcome,
                 reason=reason,
@@ -115,6 +138,10 @@ class Deliverer:
                 detail=detail or (reason or ""),
                 **kw,
             )
+            if batch is None:
+                self.store.finish(**record)
+            else:
+                batch.append(record)
             log = logger.info if outcome in ("sent", "kept") else logger.warning
             log(
                 "notice %s (%s, customer %s) %s via %s%s",

@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 QUEUE = "kefu-notices"
 BATCH = 500
+CLAIM_CHUNK = 50
 
 
 def queue_url() -> str:
@@ -117,14 +118,16 @@ def declare(
 
     def deliver(notice_ids: list[int]) -> None:
         campaigns = set()
-        for notice_id in notice_ids:
-            outcome = deliverer.deliver(notice_id)
-            if outcome.result == "retry" and outcome.retry_at is not None:
-                delay_ms = max(0, int((outcome.retry_at - utcnow()).total_seconds() * 1000))
-                store.mark_queued([notice_id])
-                jobs.deliver.send_with_options(args=([notice_id],), delay=delay_ms)
-            if outcome.campaign_id is not None:
-                campaigns.add(outcome.campaign_id)
+        # Claimed CLAIM_CHUNK at a time: the lease (60 s) must outlast the
+        # sending of a whole chunk, one WeChat call after another.
+        for start in range(0, len(notice_ids), CLAIM_CHUNK):
+            for outcome in deliverer.deliver_many(notice_ids[start : start + CLAIM_CHUNK]):
+                if outcome.result == "retry" and outcome.retry_at is not None:
+                    delay_ms = max(0, int((outcome.retry_at - utcnow()).total_seconds() * 1000))
+                    store.mark_queued([outcome.notice_id])
+                    jobs.deliver.send_with_options(args=([outcome.notice_id],), delay=delay_ms)
+                if outcome.campaign_id is not None:
+                    campaigns.add(outcome.campaign_id)
         for campaign_id in campaigns:
             store.campaign_finished(campaign_id)
 

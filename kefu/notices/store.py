@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, String, and_, cast, delete, func, literal, or_, select, true, update
+from sqlalchemy import Integer, String, and_, cast, delete, func, insert, literal, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
@@ -332,6 +333,106 @@ class NoticeStore:
             if taken != 1:
                 return None
             return NoticeRow.of(session.get(Notice, notice_id))
+
+    def claim_many(self, notice_ids: list[int], lease_seconds: float = 60) -> list[NoticeRow]:
+        """claim() for a batch, in one transaction: the rows this call took."""
+        if not notice_ids:
+            return []
+        now = utcnow()
+        token = uuid.uuid4().hex
+        with session_scope(self.engine) as session:
+            session.execute(
+                update(Notice)
+                .where(
+                    Notice.id.in_(notice_ids),
+                    or_(
+                        and_(Notice.status == "pending", Notice.not_before <= now),
+                        and_(Notice.status == "sending", Notice.lease_until < now),
+                    ),
+                )
+                .values(
+                    status="sending",
+                    lease_until=now + timedelta(seconds=lease_seconds),
+                    attempts=Notice.attempts + 1,
+                    claim_token=token,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            rows = session.execute(
+                select(Notice).where(Notice.id.in_(notice_ids), Notice.claim_token == token).order_by(Notice.id)
+            ).scalars()
+            return [NoticeRow.of(row) for row in rows]
+
+    def situations(self, notices: list[NoticeRow]) -> dict[int, Situation]:
+        """situation() for a batch, in one session, without WeChat's window
+        (the sender reads it afresh for each WeChat message)."""
+        if not notices:
+            return {}
+        customers = {n.customer_id for n in notices}
+        with session_scope(self.engine) as session:
+            openids = dict(
+                session.execute(select(Customer.id, Customer.wechat_openid).where(Customer.id.in_(customers))).all()
+            )
+            consents = {
+                (c, k): bool(g)
+                for c, k, g in session.execute(
+                    select(NoticeConsent.customer_id, NoticeConsent.kind, NoticeConsent.granted).where(
+                        NoticeConsent.customer_id.in_(customers)
+                    )
+                ).all()
+            }
+            campaigns = {n.campaign_id for n in notices if n.campaign_id is not None}
+            statuses = (
+                dict(session.execute(select(Campaign.id, Campaign.status).where(Campaign.id.in_(campaigns))).all())
+                if campaigns
+                else {}
+            )
+        return {
+            n.id: Situation(
+                openid=openids.get(n.customer_id),
+                consented=consents.get((n.customer_id, n.kind), DEFAULT_CONSENT[n.kind]),
+                campaign_running=n.campaign_id is None or statuses.get(n.campaign_id) in ("sending", "expanding"),
+                last_message_at=None,
+                sent_since=0,
+            )
+            for n in notices
+        }
+
+    def finish_many(self, ends: list[dict]) -> None:
+        """finish() for a batch, in one transaction. Each item: notice_id,
+        status, channel, outcome, and optionally reason, address, detail, not_before."""
+        if not ends:
+            return
+        now = utcnow()
+        with session_scope(self.engine) as session:
+            for end in ends:
+                values: dict[str, Any] = dict(
+                    status=end["status"], reason=end.get("reason"), channel=end["channel"], lease_until=None
+                )
+                if end["status"] in ("sent", "delivered"):
+                    values["sent_at"] = now
+                if end.get("not_before") is not None:
+                    values["not_before"] = end["not_before"]
+                session.execute(
+                    update(Notice)
+                    .where(Notice.id == end["notice_id"])
+                    .values(**values)
+                    .execution_options(synchronize_session=False)
+                )
+            session.execute(
+                insert(NoticeAttempt),
+                [
+                    dict(
+                        notice_id=end["notice_id"],
+                        happened_at=now,
+                        channel=end["channel"],
+                        address=end.get("address"),
+                        outcome=end["outcome"],
+                        detail=(end.get("detail") or end.get("reason") or "")[:256],
+                    )
+                    for end in ends
+                ],
+            )
 
     def finish(
         self,
