@@ -475,3 +475,14 @@ def test_a_batch_is_decided_like_single_notices(store):
     assert Deliverer(store, fake).deliver_many(ids) == [
         type(Deliverer(store, fake).deliver(ids[0]))(i, "not_claimed") for i in ids
     ]
+
+
+def test_a_batch_counts_its_own_wechat_messages_against_the_window(store):
+    fake = RecordingWeChat()
+    store.wechat_wrote(WANG_OPENID, utcnow() - timedelta(hours=2))
+    Deliverer(store, fake).deliver(service_notice(store, "w-before"))  # one already sent in the window
+    ids = [service_notice(store, f"w-{i}") for i in range(6)]
+    results = [o.result for o in Deliverer(store, fake).deliver_many(ids)]
+    assert results == ["sent"] * 4 + ["skipped"] * 2
+    assert len(fake.sent) == 5
+    assert {store.get(i)["reason"] for i in ids[4:]} == {"wechat_window_full"}

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -104,16 +104,23 @@ class Deliverer:
         """deliver() for a batch: claimed, checked and (on the web) finished
         together, a few transactions per batch instead of three per notice.
         A WeChat message is still finished one by one, right after WeChat
-        answered, with the window read afresh for each."""
+        answered; the batch counts what it sends to each follower against
+        their window."""
         notices = self.store.claim_many(notice_ids, self.lease_seconds)
         situations = self.store.situations(notices)
         taken = {n.id for n in notices}
         outcomes = [Outcome(i, "not_claimed") for i in notice_ids if i not in taken]
         batch: list[dict] = []
+        sent_here: dict[str, int] = {}
         for notice in notices:
             situation = situations[notice.id]
             if situation.openid and self.wechat is not None:
-                outcomes.append(self._send(notice, self.store.situation(notice), batch=None))
+                openid = situation.openid
+                situation = replace(situation, sent_since=situation.sent_since + sent_here.get(openid, 0))
+                outcome = self._send(notice, situation, batch=None)
+                if outcome.result == "sent":
+                    sent_here[openid] = sent_here.get(openid, 0) + 1
+                outcomes.append(outcome)
             else:
                 outcomes.append(self._send(notice, situation, batch=batch))
         self.store.finish_many(batch)

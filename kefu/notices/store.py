@@ -364,8 +364,7 @@ class NoticeStore:
             return [NoticeRow.of(row) for row in rows]
 
     def situations(self, notices: list[NoticeRow]) -> dict[int, Situation]:
-        """situation() for a batch, in one session, without WeChat's window
-        (the sender reads it afresh for each WeChat message)."""
+        """situation() for a batch, in one session."""
         if not notices:
             return {}
         customers = {n.customer_id for n in notices}
@@ -387,16 +386,41 @@ class NoticeStore:
                 if campaigns
                 else {}
             )
-        return {
-            n.id: Situation(
-                openid=openids.get(n.customer_id),
+            followers = {o for o in openids.values() if o}
+            last: dict[str, datetime] = {}
+            sent: dict[str, int] = {}
+            if followers:
+                last = dict(
+                    session.execute(
+                        select(WeChatContact.openid, WeChatContact.last_message_at).where(
+                            WeChatContact.openid.in_(followers)
+                        )
+                    ).all()
+                )
+                sent = dict(
+                    session.execute(
+                        select(NoticeAttempt.address, func.count(NoticeAttempt.id))
+                        .join(WeChatContact, WeChatContact.openid == NoticeAttempt.address)
+                        .where(
+                            NoticeAttempt.address.in_(followers),
+                            NoticeAttempt.channel == "wechat",
+                            NoticeAttempt.outcome == "sent",
+                            NoticeAttempt.happened_at > WeChatContact.last_message_at,
+                        )
+                        .group_by(NoticeAttempt.address)
+                    ).all()
+                )
+        situations = {}
+        for n in notices:
+            openid = openids.get(n.customer_id)
+            situations[n.id] = Situation(
+                openid=openid,
                 consented=consents.get((n.customer_id, n.kind), DEFAULT_CONSENT[n.kind]),
                 campaign_running=n.campaign_id is None or statuses.get(n.campaign_id) in ("sending", "expanding"),
-                last_message_at=None,
-                sent_since=0,
+                last_message_at=last.get(openid) if openid else None,
+                sent_since=int(sent.get(openid, 0)) if openid else 0,
             )
-            for n in notices
-        }
+        return situations
 
     def finish_many(self, ends: list[dict]) -> None:
         """finish() for a batch, in one transaction. Each item: notice_id,
