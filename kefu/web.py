@@ -505,7 +505,9 @@ def register_chat_page(app: Sanic) -> None:
         async def delivered(item: dict) -> None:
             if item.get("notice"):
                 try:
-                    await asyncio.to_thread(app.ctx.notices.mark_delivered, [item["notice"]])
+                    # Shielded: a page closed right after it received the notice
+                    # must not leave it to be shown again at the next open.
+                    await asyncio.shield(asyncio.to_thread(app.ctx.notices.mark_delivered, [item["notice"]]))
                 except DatabaseError as exc:
                     logger.error("notice %s shown but not marked delivered: %s", item["notice"], exc)
 

@@ -27,6 +27,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from kefu.db.engine import DatabaseError, utcnow
+from kefu.notices.rules import QuietHours
 from kefu.notices.store import Audience, NoticeStore
 from kefu.notices.templates import render
 
@@ -174,8 +175,10 @@ def register_campaigns(
     async def campaigns(_: Request, who: Any) -> HTTPResponse:
         items = await db(store().campaigns)
         promotions = await db(store().promotions)
+        quiet = QuietHours.from_env()
         return as_json(
             {
+                "quiet_hours": f"{quiet.start:02d}:00–{quiet.end:02d}:00" if quiet else None,
                 "categories": await db(store().categories),
                 "campaigns": [_campaign_json(c) for c in items],
                 "promotions": [

@@ -221,6 +221,13 @@
   function onPushed(e) {
     var event = JSON.parse(e.data);
     if (event.type !== "bot") return;
+    if (event.notice) {
+      // A notice may come twice (shown, then the page closed before the server
+      // noted it): shown once.
+      state.notices = state.notices || [];
+      if (state.notices.indexOf(event.notice) !== -1) return;
+      state.notices = state.notices.concat([event.notice]).slice(-200);
+    }
     if (event.id) {
       if (event.id <= (state.lastAgentMessage || 0)) return;  // shown already
       state.lastAgentMessage = event.id;

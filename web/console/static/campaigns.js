@@ -71,6 +71,7 @@
         select.appendChild(option);
       });
       if (keep) select.value = keep;
+      $("quiet").textContent = data.quiet_hours ? data.quiet_hours + " 不发送（到时再发）" : "未设免打扰时段";
       var categories = $("category");
       if (categories.options.length === 1) {
         data.categories.forEach(function (c) { var o = el("option", "", c); o.value = c; categories.appendChild(o); });
