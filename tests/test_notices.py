@@ -355,7 +355,25 @@ def test_a_campaign_reaches_its_audience_once_each_through_the_queue(store, jobs
     assert sorted(r.customer_id for r in rows) == sorted(expected)  # exactly the set, once each
     assert {r.status for r in rows} == {"sent"}  # web customers: kept for their page
     stats = store.campaign_stats(campaign)
-    assert stats["sent"] == len(expected) and stats["waiting"] == 0
+    assert stats["sent"] == len(expected) and stats["waiting"] == 0 and stats["converted"] == 0
+    # One of them orders a phone afterwards: converted.
+    buyer = min(expected)
+    with session_scope(store.engine) as session:
+        phone = session.execute(select(Product).where(Product.category == "手机").limit(1)).scalar_one()
+        order = Order(
+            order_no="2099000000000001",
+            customer_id=buyer,
+            status="paid",
+            total_cents=phone.price_cents,
+            created_at=utcnow() + timedelta(seconds=1),
+            ship_name="买家",
+            ship_phone="13800000000",
+            ship_address="上海市",
+        )
+        session.add(order)
+        session.flush()
+        session.add(OrderItem(order_id=order.id, product_id=phone.id, quantity=1, unit_price_cents=phone.price_cents))
+    assert store.campaign_stats(campaign)["converted"] == 1
     assert store.campaigns()[0]["status"] == "done"
     # A second expansion (a repeated job) adds nothing.
     jobs.expand_campaign.send(campaign)

@@ -830,7 +830,48 @@ class NoticeStore:
                 stats["failed"] += count
             else:
                 stats["waiting"] += count
+        stats["converted"] = self.converted(campaign_id)
         return stats
+
+    def converted(self, campaign_id: int) -> int:
+        """Customers reached by the campaign who ordered after their notice and
+        within 7 days of the campaign's start, in the promotion's category
+        when it has one. (Asking about the product in the chat is not counted.)"""
+        with session_scope(self.engine) as session:
+            found = session.execute(
+                select(Campaign.expanded_at, Promotion.category)
+                .join(Promotion, Promotion.id == Campaign.promotion_id)
+                .where(Campaign.id == campaign_id)
+            ).first()
+            if found is None or found.expanded_at is None:
+                return 0
+            ordered = (
+                select(Order.id)
+                .where(
+                    Order.customer_id == Notice.customer_id,
+                    Order.created_at >= Notice.sent_at,
+                    Order.created_at <= found.expanded_at + timedelta(days=7),
+                    Order.status != "cancelled",
+                )
+                .correlate(Notice)
+            )
+            if found.category:
+                ordered = ordered.where(
+                    Order.id.in_(
+                        select(OrderItem.order_id)
+                        .join(Product, Product.id == OrderItem.product_id)
+                        .where(Product.category == found.category)
+                    )
+                )
+            return int(
+                session.execute(
+                    select(func.count(Notice.id)).where(
+                        Notice.campaign_id == campaign_id,
+                        Notice.status.in_(("sent", "delivered")),
+                        ordered.exists(),
+                    )
+                ).scalar_one()
+            )
 
     def purge(self) -> None:
         """Tests and benchmarks: forget every notice and campaign."""

@@ -90,6 +90,7 @@
         if (why.length) td.appendChild(el("div", "reasons", why.join("；")));
         tr.appendChild(td);
         tr.appendChild(el("td", "", c.stats.clicked));
+        tr.appendChild(el("td", "", c.stats.converted));
         var actions = el("td");
         if (c.status === "scheduled" || c.status === "sending") {
           var cancel = el("button", "", "取消");
