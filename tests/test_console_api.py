@@ -115,7 +115,9 @@ def rasa():
 def web(shop, rasa, tmp_path_factory):
     url, _, _ = shop
     log = tmp_path_factory.mktemp("web") / "web.log"
-    with running_web(url, rasa.url, log=log, extra_env={"KEFU_TOKEN_SECRET": WEB_SECRET}) as origin:
+    # One proxy in front (as in `make prod`): its X-Forwarded-Proto says whether the page came over https.
+    env = {"KEFU_TOKEN_SECRET": WEB_SECRET, "KEFU_PROXIES_COUNT": "1"}
+    with running_web(url, rasa.url, log=log, extra_env=env) as origin:
         yield origin
 
 
@@ -284,6 +286,112 @@ def test_hostile_customer_text_shows_as_text_in_the_console(web, shop, rasa):
         assert page.locator("#transcript img, #transcript script").count() == 0
         assert page.evaluate("window.pwned") is None
         browser.close()
+
+
+@pytest.mark.browser
+def test_canned_replies_by_slash_or_chip_and_a_title_badge_for_a_new_request(web, shop, rasa):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    _, _, store = shop
+    store.save_canned_reply("发货", "今天下单，明天就发货哦～")
+    store.save_canned_reply("sd", "好的，请稍等，我帮您查一下。")
+    conversation = "web-cannedcase001"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(locale="zh-CN")
+        page.goto(f"{web}/console/")
+        page.fill("#name", "bob")
+        page.fill("#password", PASSWORD)
+        page.click("#login-submit")
+        page.wait_for_selector("#live.on", timeout=15000)
+        page.wait_for_selector(".chip", state="attached", timeout=15000)  # the canned replies are loaded
+        # The agent is looking at another window when the request comes in.
+        page.evaluate("() => { document.hasFocus = () => false; }")
+        handoff_id = new_handoff(shop, conversation)
+        page.wait_for_selector(f".queue .item[data-id='{handoff_id}']", timeout=15000)
+        page.wait_for_function("() => /^\\(\\d+\\) 新的转人工/.test(document.title)", timeout=5000)
+        page.click(f".queue .item[data-id='{handoff_id}']")
+        page.click("#claim")
+        page.wait_for_selector("#handback:not([hidden])", timeout=10000)
+
+        # "/" then the start of a shortcut: a menu; Enter puts the reply in the box, Enter again sends it.
+        page.click("#reply")
+        page.keyboard.type("/发")
+        page.wait_for_selector("#canned-menu:not([hidden]) li", timeout=5000)
+        offered = page.locator("#canned-menu li").all_inner_texts()
+        assert offered[0] == "/发货 今天下单，明天就发货哦～"  # the shortcut first, then replies with the word
+        page.keyboard.press("Enter")
+        assert page.input_value("#reply") == "今天下单，明天就发货哦～"
+        page.keyboard.press("Enter")
+        # A click on a chip inserts its reply.
+        page.wait_for_function("() => document.querySelector('#reply').value === ''", timeout=10000)
+        page.locator(".chip", has_text="sd").click()
+        assert page.input_value("#reply") == "好的，请稍等，我帮您查一下。"
+        page.click("#send")
+        page.wait_for_function(
+            "() => document.querySelectorAll('#transcript .line.from-agent').length === 2", timeout=10000
+        )
+        browser.close()
+    said = [e["text"] for e in rasa.tracker(conversation)["events"] if e["event"] == "bot"]
+    assert said == ["今天下单，明天就发货哦～", "好的，请稍等，我帮您查一下。"]
+
+
+def test_the_queue_lists_waiting_handoffs_oldest_first_with_reason_and_wait(web, shop, rasa):
+    from datetime import timedelta
+
+    from kefu.db.engine import utcnow
+
+    _, engine, _ = shop
+    older, newer = new_handoff(shop, "web-queueorder01"), new_handoff(shop, "web-queueorder02")
+    with session_scope(engine) as s:  # the second one came first
+        s.get(HandoffRequest, newer).created_at = utcnow() - timedelta(minutes=20)
+        s.get(HandoffRequest, older).created_at = utcnow() - timedelta(minutes=5)
+    rasa.customer_says("web-queueorder02", "我要投诉")
+    agent, _ = login(web, "alice")
+
+    def listed() -> list[dict] | None:
+        """Ours in the queue, once the watcher (every second) has read the conversation from Rasa."""
+        items = agent.get(f"{web}/console/api/queue").json()["items"]
+        ours = [i for i in items if i["conversation_id"].startswith("web-queueorder")]
+        return ours if ours and ours[0]["last_messages"] else None
+
+    items = wait_until(listed)
+    assert [i["id"] for i in items] == [newer, older]
+    assert items[0]["reason_zh"] == "顾客要求" and items[0]["channel"] == "web"
+    assert 20 * 60 <= items[0]["waited_seconds"] < 25 * 60
+    assert items[0]["last_messages"] == ["我要投诉"] and items[0]["customer"] == "访客 …er02"
+
+
+def test_logout_ends_the_session(web):
+    agent, csrf = login(web, "alice")
+    assert agent.get(f"{web}/console/api/me").status_code == 200
+    assert agent.post(f"{web}/console/logout", headers={"X-CSRF-Token": csrf}).status_code == 200
+    assert agent.get(f"{web}/console/api/me").status_code == 401
+
+
+def test_the_session_cookie_is_secure_behind_a_tls_proxy(web):
+    """Served over https (here: the proxy in front says so, and the web
+    server trusts one proxy), the cookie is Secure."""
+    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
+    page = requests.get(f"{web}/console/login", headers=headers)
+    assert "Secure" in page.headers["Set-Cookie"]
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found, page.text[:500]
+    csrf = found.group(1)
+    response = requests.post(  # (a client keeps a Secure cookie for https: sent by hand over this test's http)
+        f"{web}/console/login",
+        data={"name": "alice", "password": PASSWORD, "csrf": csrf},
+        headers=headers,
+        cookies={"kefu_login_csrf": csrf},
+        allow_redirects=False,
+    )
+    assert response.status_code == 302 and response.headers["Location"] == "/console/"
+    session_cookie = [c for c in response.raw.headers.getlist("Set-Cookie") if c.startswith("kefu_console=")]
+    assert session_cookie and "Secure" in session_cookie[0] and "HttpOnly" in session_cookie[0]
+    plain = requests.get(f"{web}/console/login")
+    assert "Secure" not in plain.headers["Set-Cookie"]
 
 
 def test_notes_and_tags_survive_a_restart(shop, rasa, tmp_path):
