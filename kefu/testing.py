@@ -244,3 +244,65 @@ def running_web(
         yield origin
     finally:
         _stop(web)
+
+
+class FakeWeChatAPI:
+    """A recording stand-in for api.weixin.qq.com/cgi-bin/ on a loopback port
+    (point WECHAT_API_BASE_URL or the channel's `api_base_url` at `base_url`):
+    issues access tokens (`token`) and records customer-service messages
+    (`message/custom/send`), refusing a token it did not issue, as WeChat
+    does (errcode 40001)."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs, urlparse
+
+        self.tokens_issued: list[str] = []
+        self.sent: list[dict] = []  # the JSON bodies of accepted messages
+        self.refused: list[dict] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _reply(self, payload: dict) -> None:
+                data = json.dumps(payload).encode("utf-8")
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:  # noqa: N802
+                url = urlparse(self.path)
+                query = parse_qs(url.query)
+                if url.path == "/cgi-bin/token" and query.get("grant_type") == ["client_credential"]:
+                    token = f"fake-token-{len(fake.tokens_issued) + 1}"
+                    fake.tokens_issued.append(token)
+                    return self._reply({"access_token": token, "expires_in": 7200})
+                self._reply({"errcode": 40013, "errmsg": "invalid appid"})
+
+            def do_POST(self) -> None:  # noqa: N802
+                url = urlparse(self.path)
+                token = parse_qs(url.query).get("access_token", [""])[0]
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                if url.path != "/cgi-bin/message/custom/send":
+                    return self._reply({"errcode": 40001, "errmsg": "unknown api"})
+                if token not in fake.tokens_issued:
+                    fake.refused.append(body)
+                    return self._reply({"errcode": 40001, "errmsg": "invalid credential"})
+                fake.sent.append(body)
+                self._reply({"errcode": 0, "errmsg": "ok"})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/cgi-bin/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def texts_to(self, openid: str) -> list[str]:
+        return [m["text"]["content"] for m in self.sent if m.get("touser") == openid and m.get("msgtype") == "text"]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -319,3 +319,33 @@ def test_expired_state_rows_are_purged(tmp_path):
     assert store.claim("msg:1", "processing", 60)
     with session_scope(store._engine) as session:
         assert session.execute(select(func.count()).select_from(store._table)).scalar() == 1
+
+
+def test_customer_service_messages_go_to_the_configured_api_with_one_shared_token(tmp_path, monkeypatch):
+    """The channel's workers and the console's web server send through the
+    customer-service API with one access token (a second fetch would
+    invalidate the first), at the configured address."""
+    from kefu.channels.wechat import CustomerServiceClient
+    from kefu.channels.wechat_state import AccessTokenStorage
+    from kefu.db.engine import make_engine
+    from kefu.testing import FakeWeChatAPI
+
+    api = FakeWeChatAPI()
+    try:
+        url = f"sqlite:///{tmp_path / 'state.sqlite3'}"
+        channel = CustomerServiceClient(
+            APP_ID, "secret", session=AccessTokenStorage(DatabaseStateStore(make_engine(url))), base_url=api.base_url
+        )
+        monkeypatch.setenv("WECHAT_API_BASE_URL", api.base_url)  # the console's way of being told
+        console = CustomerServiceClient(
+            APP_ID, "secret", session=AccessTokenStorage(DatabaseStateStore(make_engine(url)))
+        )
+        asyncio.run(channel.send_text("oUser123", "您好"))
+        asyncio.run(console.send_text("oUser456", "人工客服：您好，请问有什么可以帮您？"))
+        assert api.tokens_issued == ["fake-token-1"]
+        assert api.sent == [
+            {"touser": "oUser123", "msgtype": "text", "text": {"content": "您好"}},
+            {"touser": "oUser456", "msgtype": "text", "text": {"content": "人工客服：您好，请问有什么可以帮您？"}},
+        ]
+    finally:
+        api.close()
