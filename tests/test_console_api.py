@@ -8,7 +8,7 @@ import json
 import re
 import shutil
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -22,7 +22,7 @@ from kefu.db.models import AuditLog, HandoffRequest
 from kefu.shop.demo import seed
 from kefu.shop.repository import SqlShopRepository
 from kefu.shop.tokens import sign_session_token
-from kefu.testing import running_web
+from kefu.testing import JsonHandler, running_web, wait_until
 
 # Each module run starts kefu.web in its own process: the slow tier.
 pytestmark = pytest.mark.slow
@@ -41,24 +41,13 @@ class FakeRasa:
         self.posted: list[tuple[str, object]] = []
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def _reply(self, payload: object) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JsonHandler):
             def do_GET(self) -> None:  # noqa: N802
                 path = urlparse(self.path).path
                 if path == "/":
-                    return self._reply("ok")
+                    return self.reply_json("ok")
                 conversation = unquote(path.split("/")[2])
-                self._reply(fake.tracker(conversation))
+                self.reply_json(fake.tracker(conversation))
 
             def do_POST(self) -> None:  # noqa: N802
                 path = urlparse(self.path).path
@@ -71,9 +60,9 @@ class FakeRasa:
                         if event["event"] in ("pause", "resume"):
                             tracker["paused"] = event["event"] == "pause"
                         tracker["events"].append(event)
-                    return self._reply(tracker)
+                    return self.reply_json(tracker)
                 if path.endswith("/execute"):
-                    return self._reply({"tracker": tracker, "messages": [{"text": f"[{body['name']}]"}]})
+                    return self.reply_json({"tracker": tracker, "messages": [{"text": f"[{body['name']}]"}]})
                 self.send_response(404)
                 self.end_headers()
 
@@ -263,6 +252,17 @@ def test_customer_text_is_kept_verbatim_for_the_console(web, shop, rasa):
     assert "script-src 'self'" in csp
 
 
+def console_in_browser(playwright, web: str, name: str):
+    """Headless Chromium signed in to the console as `name`: (browser, page)."""
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+    page = browser.new_page(locale="zh-CN")
+    page.goto(f"{web}/console/")
+    page.fill("#name", name)
+    page.fill("#password", PASSWORD)
+    page.click("#login-submit")
+    return browser, page
+
+
 @pytest.mark.browser
 def test_hostile_customer_text_shows_as_text_in_the_console(web, shop, rasa):
     if not Path(CHROMIUM).exists():
@@ -273,12 +273,7 @@ def test_hostile_customer_text_shows_as_text_in_the_console(web, shop, rasa):
     rasa.customer_says(conversation, HOSTILE)
     handoff_id = new_handoff(shop, conversation)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(locale="zh-CN")
-        page.goto(f"{web}/console/")
-        page.fill("#name", "mallory")
-        page.fill("#password", PASSWORD)
-        page.click("#login-submit")
+        browser, page = console_in_browser(playwright, web, "mallory")
         page.wait_for_selector(f".queue .item[data-id='{handoff_id}']", timeout=15000)
         page.click(f".queue .item[data-id='{handoff_id}']")
         page.wait_for_selector("#transcript .line.from-customer .bubble", timeout=15000)
@@ -299,12 +294,7 @@ def test_canned_replies_by_slash_or_chip_and_a_title_badge_for_a_new_request(web
     store.save_canned_reply("sd", "好的，请稍等，我帮您查一下。")
     conversation = "web-cannedcase001"
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(locale="zh-CN")
-        page.goto(f"{web}/console/")
-        page.fill("#name", "bob")
-        page.fill("#password", PASSWORD)
-        page.click("#login-submit")
+        browser, page = console_in_browser(playwright, web, "bob")
         page.wait_for_selector("#live.on", timeout=15000)
         page.wait_for_selector(".chip", state="attached", timeout=15000)  # the canned replies are loaded
         # The agent is looking at another window when the request comes in.
@@ -470,18 +460,6 @@ def test_passwords_are_stored_as_salted_scrypt(shop):
         )
     assert all(h.startswith("scrypt$") and PASSWORD not in h for h in hashes)
     assert hashes[0] != hashes[1]  # same password, different salt
-
-
-def wait_until(check, seconds: float = 10.0):
-    import time
-
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)
-    return check()
 
 
 def test_a_left_message_is_stored_and_listed_as_a_task(web, shop, rasa):

@@ -18,6 +18,8 @@ import requests
 import yaml
 from sqlalchemy import select, update
 
+from kefu.testing import wait_until
+
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
 
 TOKEN = "console-wechat-token"
@@ -112,16 +114,6 @@ def login(web: str) -> tuple[requests.Session, str]:
     return http, http.get(f"{web}/console/api/me").json()["csrf"]  # signing in makes the agent available
 
 
-def wait_for(check, seconds: float = 20.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.3)
-    return check()
-
-
 def queue_item(http: requests.Session, web: str, conversation_id: str) -> dict | None:
     items = http.get(f"{web}/console/api/queue").json()["items"]
     return next((i for i in items if i["conversation_id"] == conversation_id), None)
@@ -138,7 +130,7 @@ def test_an_agent_answers_a_wechat_customer_through_the_customer_service_api(sit
     answer = customer_says(site, openid, "转人工")
     assert "已为您转接人工客服" in answer
 
-    item = wait_for(lambda: queue_item(agent, web, conversation))
+    item = wait_until(lambda: queue_item(agent, web, conversation), 20)
     assert item and item["channel"] == "wechat" and item["status"] == "waiting"
     assert item["customer"].startswith("访客") and openid not in item["customer"]
     claimed = agent.post(f"{web}/console/api/handoffs/{item['id']}/claim", headers={"X-CSRF-Token": csrf})
@@ -198,7 +190,7 @@ def test_a_left_message_from_wechat_is_answered_by_wechat_message_and_closed(sit
                 ).scalars()
             )
 
-    assert wait_for(kept) == ["明天上午请打电话给我，138开头那个号码"]
+    assert wait_until(kept, 20) == ["明天上午请打电话给我，138开头那个号码"]
 
     agent, csrf = login(web)  # later, an agent comes in and takes the task
     item = queue_item(agent, web, conversation)
@@ -232,7 +224,7 @@ def test_an_unclaimed_wechat_handoff_gets_one_update_by_wechat_message(site):
             .where(HandoffRequest.conversation_id == f"wechat-{openid}")
             .values(created_at=utcnow().replace(year=2020))
         )
-    assert wait_for(lambda: wechat.texts_to(openid))
+    assert wait_until(lambda: wechat.texts_to(openid), 20)
     time.sleep(2.5)  # a few more rounds of the console's watcher
     texts = wechat.texts_to(openid)
     assert len(texts) == 1 and "让您久等了" in texts[0]
