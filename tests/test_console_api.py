@@ -239,6 +239,13 @@ def test_a_second_claim_is_refused_and_names_the_holder(web, shop, rasa):
     with session_scope(shop[1]) as s:
         row = s.get(HandoffRequest, handoff_id)
         assert row.status == "closed" and row.closed_at is not None
+    # The customer rates (the bot's action does this); the panel lists the past hand-off and the rating, by agent.
+    _, engine, store = shop
+    rating_id = SqlShopRepository(engine).record_rating(conversation, 4, "很耐心")
+    assert store.attribute_rating(rating_id, conversation) == store.check_login("alice", PASSWORD).staff.id
+    panel = alice.get(f"{web}/console/api/handoffs/{handoff_id}").json()["customer"]
+    assert [(h["status"], h["agent"]) for h in panel["handoffs"]] == [("closed", "alice")]
+    assert [(r["score"], r["agent"]) for r in panel["ratings"]] == [(4, "alice")]
 
 
 def test_customer_text_is_kept_verbatim_for_the_console(web, shop, rasa):
