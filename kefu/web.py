@@ -161,9 +161,15 @@ class Customers:
 
     def __init__(self, hub: Hub):
         self.hub = hub
-        self._wechat = None
-        app_id, app_secret = os.environ.get("WECHAT_APP_ID"), os.environ.get("WECHAT_APP_SECRET")
-        if app_id and app_secret:
+        self._wechat: Any = None
+
+    def wechat(self) -> Any:
+        """The customer-service API client, made on first use (a database that
+        is down when the web server starts must not stop it)."""
+        if self._wechat is None:
+            app_id, app_secret = os.environ.get("WECHAT_APP_ID"), os.environ.get("WECHAT_APP_SECRET")
+            if not (app_id and app_secret):
+                return None
             from kefu.channels.wechat import CustomerServiceClient
             from kefu.channels.wechat_state import AccessTokenStorage, state_store
 
@@ -172,6 +178,7 @@ class Customers:
             # fetched here must not invalidate theirs.
             tokens = AccessTokenStorage(state_store(os.environ.get("WECHAT_REDIS_URL") or None))
             self._wechat = CustomerServiceClient(app_id, app_secret, session=tokens)
+        return self._wechat
 
     async def deliver(
         self, conversation_id: str, messages: list[dict], *, agent: str | None = None, message_id: int | None = None
@@ -179,15 +186,18 @@ class Customers:
         if not messages:
             return
         if conversation_id.startswith("wechat-"):
-            if self._wechat is None:
-                logger.error(
-                    "cannot reach WeChat customer %s: WECHAT_APP_ID/WECHAT_APP_SECRET not set", conversation_id
-                )
-                raise DeliveryFailed("WECHAT_APP_ID/WECHAT_APP_SECRET not set")
             from kefu.channels.wechat import render_text
 
             try:
-                await self._wechat.send_text(conversation_id[len("wechat-") :], render_text(messages))
+                client = await asyncio.to_thread(self.wechat)
+                if client is None:
+                    logger.error(
+                        "cannot reach WeChat customer %s: WECHAT_APP_ID/WECHAT_APP_SECRET not set", conversation_id
+                    )
+                    raise DeliveryFailed("WECHAT_APP_ID/WECHAT_APP_SECRET not set")
+                await client.send_text(conversation_id[len("wechat-") :], render_text(messages))
+            except DeliveryFailed:
+                raise
             except Exception as exc:  # noqa: BLE001 - logged for the operator; the agent sees it too
                 logger.error("WeChat customer-service message to %s failed: %s", conversation_id, exc)
                 raise DeliveryFailed(str(exc)) from exc

@@ -349,3 +349,30 @@ def test_customer_service_messages_go_to_the_configured_api_with_one_shared_toke
         ]
     finally:
         api.close()
+
+
+def test_the_console_sends_to_wechat_customers_through_the_api_and_to_web_customers_by_push(tmp_path, monkeypatch):
+    from kefu.testing import FakeWeChatAPI
+    from kefu.web import Customers, DeliveryFailed, Hub
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'shop.sqlite3'}")  # where the access token is kept
+    for name in ("WECHAT_APP_ID", "WECHAT_APP_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    hub = Hub()
+    with pytest.raises(DeliveryFailed):  # not configured: the agent is told, nothing is lost silently
+        asyncio.run(Customers(hub).deliver("wechat-oUser789", [{"text": "您好"}]))
+    api = FakeWeChatAPI()
+    try:
+        monkeypatch.setenv("WECHAT_APP_ID", APP_ID)
+        monkeypatch.setenv("WECHAT_APP_SECRET", "secret")
+        monkeypatch.setenv("WECHAT_API_BASE_URL", api.base_url)
+        customers = Customers(hub)
+        rating = [{"text": "请打分", "buttons": [{"title": "非常满意", "payload": "/rate_service"}]}]
+        asyncio.run(customers.deliver("wechat-oUser789", rating))
+        assert api.texts_to("oUser789") == ["请打分\n1. 非常满意"]
+        page = hub.subscribe("chat:web-abc")
+        asyncio.run(customers.deliver("web-abc", [{"text": "您好"}], agent="小李", message_id=7))
+        assert page.get_nowait() == {"type": "bot", "agent": "小李", "messages": [{"text": "您好"}], "id": 7}
+        assert api.texts_to("web-abc") == [] and len(api.sent) == 1
+    finally:
+        api.close()
