@@ -139,8 +139,12 @@ def test_an_agent_answers_a_wechat_customer_through_the_customer_service_api(sit
 
     # The customer's message reaches the console; the bot stays silent.
     assert customer_says(site, openid, "我的耳机左边没声音") == ""
-    transcript = agent.get(f"{web}/console/api/handoffs/{item['id']}").json()["transcript"]
-    assert transcript[-1]["who"] == "customer" and transcript[-1]["text"] == "我的耳机左边没声音"
+
+    def latest_line() -> dict:  # the console reads the conversation from Rasa every second
+        return agent.get(f"{web}/console/api/handoffs/{item['id']}").json()["transcript"][-1]
+
+    assert wait_until(lambda: latest_line()["who"] == "customer", 10)
+    assert latest_line()["text"] == "我的耳机左边没声音"
 
     for text in ("您好，我是客服小王，请问是哪一款耳机？", "好的，已为您登记换货。"):
         sent = agent.post(
