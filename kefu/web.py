@@ -525,6 +525,15 @@ def register_chat_page(app: Sanic) -> None:
                     await asyncio.shield(asyncio.to_thread(app.ctx.notices.mark_delivered, [item["notice"]]))
                 except DatabaseError as exc:
                     logger.error("notice %s shown but not marked delivered: %s", item["notice"], exc)
+            if item.get("order_no"):
+                # The conversation now knows the order the notice was about:
+                # "帮我改下地址" right after it needs no order number.
+                try:
+                    await app.ctx.rasa.append_events(
+                        sender, [{"event": "slot", "name": "order_no", "value": item["order_no"]}]
+                    )
+                except Exception as exc:  # noqa: BLE001 - Rasa away or slow: the notice was shown all the same
+                    logger.warning("notice %s: the order was not noted in %s: %s", item.get("notice"), sender, exc)
 
         await stream(request, app.ctx.hub, f"chat:{sender}", first=first, also=also, on_sent=delivered)
 

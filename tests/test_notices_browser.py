@@ -138,6 +138,12 @@ def test_shipment_notice_and_campaign_reach_the_open_chat_page(running):
         print(f"\nshipment notice on the page {arrived:.1f} s after `kefu demo advance`")
         assert arrived < 10
         assert len(bot_texts(chat)) > before
+        for text in ("已发货", "还未付款", "工单"):  # the other notices of this step
+            chat.wait_for_function(bubble_with(text), timeout=15000)
+        # The chat knows the order of the notice just shown: no order number asked.
+        say(chat, "帮我改下地址")
+        assert "请发一下您的订单号" not in bot_texts(chat)[-1], bot_texts(chat)[-3:]
+        say(chat, "算了不改了")  # leaves the address form before the button below
         notice_bubble = chat.locator("#messages .row.bot", has_text="2026000000000008").filter(has_text="派送中").last
         count = chat.locator("#messages .row.bot").count()
         chat.locator(".buttons button", has_text="查看物流").last.click()

@@ -505,24 +505,27 @@ class NoticeStore:
 
     def kept_for_web(self, customer_id: int, limit: int = 20) -> list[dict]:
         """Notices kept for a web customer who was not on the page."""
-        with session_scope(self.engine) as session:
-            rows = session.execute(
-                select(Notice)
-                .where(Notice.customer_id == customer_id, Notice.status == "sent", Notice.channel == "web")
-                .order_by(Notice.id)
-                .limit(limit)
-            ).scalars()
-            return [{"id": r.id, "customer_id": r.customer_id, "messages": json.loads(r.body)} for r in rows]
+        return self._web_notices(
+            and_(Notice.customer_id == customer_id, Notice.status == "sent", Notice.channel == "web"), limit
+        )
 
     def web_sent_after(self, last_id: int, limit: int = 500) -> list[dict]:
+        return self._web_notices(and_(Notice.id > last_id, Notice.status == "sent", Notice.channel == "web"), limit)
+
+    def _web_notices(self, condition: Any, limit: int) -> list[dict]:
+        """With the order's number, which the chat then knows (docs/notices.md)."""
         with session_scope(self.engine) as session:
             rows = session.execute(
-                select(Notice)
-                .where(Notice.id > last_id, Notice.status == "sent", Notice.channel == "web")
+                select(Notice.id, Notice.customer_id, Notice.body, Order.order_no)
+                .outerjoin(Order, Order.id == Notice.order_id)
+                .where(condition)
                 .order_by(Notice.id)
                 .limit(limit)
-            ).scalars()
-            return [{"id": r.id, "customer_id": r.customer_id, "messages": json.loads(r.body)} for r in rows]
+            ).all()
+            return [
+                {"id": r.id, "customer_id": r.customer_id, "messages": json.loads(r.body), "order_no": r.order_no}
+                for r in rows
+            ]
 
     def mark_delivered(self, notice_ids: list[int]) -> None:
         if not notice_ids:

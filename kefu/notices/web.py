@@ -44,7 +44,10 @@ def notice_topic(customer_id: int) -> str:
 
 def notice_event(notice: dict) -> dict:
     """What the chat page receives for a notice (docs/payloads.md)."""
-    return {"type": "bot", "notice": notice["id"], "messages": notice["messages"]}
+    event = {"type": "bot", "notice": notice["id"], "messages": notice["messages"]}
+    if notice.get("order_no"):
+        event["order_no"] = notice["order_no"]
+    return event
 
 
 class NoticeRelay:
