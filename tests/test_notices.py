@@ -504,3 +504,35 @@ def test_a_batch_counts_its_own_wechat_messages_against_the_window(store):
     assert results == ["sent"] * 4 + ["skipped"] * 2
     assert len(fake.sent) == 5
     assert {store.get(i)["reason"] for i in ids[4:]} == {"wechat_window_full"}
+
+
+def test_the_web_relay_pushes_each_sent_notice_once_even_an_old_one_sent_late(store, monkeypatch):
+    import asyncio
+
+    from kefu.notices import web
+
+    class Hub:
+        def __init__(self) -> None:
+            self.published: list[int] = []
+
+        def listeners(self, topic: str) -> int:
+            return 1
+
+        def publish(self, topic: str, item: dict) -> None:
+            self.published.append(item["notice"])
+
+    monkeypatch.setattr(web, "PAGE_ROWS", 3)  # a burst bigger than a page
+    hub = Hub()
+    relay = web.NoticeRelay(store, hub)
+    deliverer = Deliverer(store, None)
+    early = service_notice(store, "early", LI)  # made now, sent later (quiet hours, a retry)
+    asyncio.run(relay.tick())  # the first round only notes the time
+    burst = [service_notice(store, f"burst-{i}", LI) for i in range(7)]
+    for notice_id in burst:
+        deliverer.deliver(notice_id)
+    asyncio.run(relay.tick())
+    assert hub.published == burst
+    deliverer.deliver(early)
+    asyncio.run(relay.tick())
+    asyncio.run(relay.tick())
+    assert hub.published == burst + [early]

@@ -469,6 +469,8 @@ class Notice(Base):
         Index("ix_notices_status_not_before", "status", "not_before"),
         # The chat page at open: what was kept for this customer.
         Index("ix_notices_customer_status", "customer_id", "status"),
+        # kefu.web's relay: what was sent in the last seconds.
+        Index("ix_notices_status_sent_at", "status", "sent_at"),
     )
 
 

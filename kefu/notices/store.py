@@ -305,10 +305,6 @@ class NoticeStore:
                 .execution_options(synchronize_session=False)
             )
 
-    def last_web_id(self) -> int:
-        with session_scope(self.engine) as session:
-            return int(session.execute(select(func.max(Notice.id))).scalar() or 0)
-
     def claim(self, notice_id: int, lease_seconds: float = 60) -> NoticeRow | None:
         """Take the notice for sending (one worker at a time); None when it is
         not due, already sent, or another worker holds it."""
@@ -509,21 +505,37 @@ class NoticeStore:
             and_(Notice.customer_id == customer_id, Notice.status == "sent", Notice.channel == "web"), limit
         )
 
-    def web_sent_after(self, last_id: int, limit: int = 500) -> list[dict]:
-        return self._web_notices(and_(Notice.id > last_id, Notice.status == "sent", Notice.channel == "web"), limit)
+    def web_sent_since(
+        self, moment: datetime, limit: int = 500, after: tuple[datetime, int] | None = None
+    ) -> list[dict]:
+        """Web notices sent at or after `moment` and not yet shown (by sent_at:
+        a notice postponed by quiet hours or retried is sent long after it
+        was made, so ids are no cursor here)."""
+        condition = and_(Notice.status == "sent", Notice.sent_at >= moment, Notice.channel == "web")
+        if after is not None:  # the next page: past (sent_at, id) of the last row read
+            condition = and_(
+                condition, or_(Notice.sent_at > after[0], and_(Notice.sent_at == after[0], Notice.id > after[1]))
+            )
+        return self._web_notices(condition, limit, order=(Notice.sent_at, Notice.id))
 
-    def _web_notices(self, condition: Any, limit: int) -> list[dict]:
+    def _web_notices(self, condition: Any, limit: int, order: tuple = (Notice.id,)) -> list[dict]:
         """With the order's number, which the chat then knows (docs/notices.md)."""
         with session_scope(self.engine) as session:
             rows = session.execute(
-                select(Notice.id, Notice.customer_id, Notice.body, Order.order_no)
+                select(Notice.id, Notice.customer_id, Notice.body, Notice.sent_at, Order.order_no)
                 .outerjoin(Order, Order.id == Notice.order_id)
                 .where(condition)
-                .order_by(Notice.id)
+                .order_by(*order)
                 .limit(limit)
             ).all()
             return [
-                {"id": r.id, "customer_id": r.customer_id, "messages": json.loads(r.body), "order_no": r.order_no}
+                {
+                    "id": r.id,
+                    "customer_id": r.customer_id,
+                    "messages": json.loads(r.body),
+                    "order_no": r.order_no,
+                    "sent_at": r.sent_at,
+                }
                 for r in rows
             ]
 

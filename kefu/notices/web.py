@@ -34,6 +34,7 @@ from kefu.notices.templates import render
 logger = logging.getLogger(__name__)
 PAGE = Path(__file__).resolve().parents[2] / "web" / "console" / "campaigns.html"
 RELAY_SECONDS = 1.0
+PAGE_ROWS = 500
 EVENT_TOPICS = ("shipment", "payment", "ticket", "refund", "other")
 MAX_EVENT_TEXT = 500
 
@@ -51,11 +52,18 @@ def notice_event(notice: dict) -> dict:
 
 
 class NoticeRelay:
-    """Pushes the web notices the worker marks sent to the pages open now."""
+    """Pushes the web notices the worker marks sent to the pages open now.
+
+    Reads by sent_at, from a little before its last round (the worker's
+    clock and commit may lag a moment), and remembers what it pushed in the
+    last seconds so that nothing is pushed twice."""
+
+    OVERLAP = timedelta(seconds=3)
 
     def __init__(self, store: NoticeStore, hub: Any) -> None:
         self.store, self.hub = store, hub
-        self.last_id: int | None = None
+        self.since: datetime | None = None
+        self.pushed: dict[int, datetime] = {}
 
     async def run(self) -> None:
         while True:
@@ -68,16 +76,27 @@ class NoticeRelay:
             await asyncio.sleep(RELAY_SECONDS)
 
     async def tick(self) -> None:
-        if self.last_id is None:
+        if self.since is None:
             # Those sent before this server started are shown at the next open.
-            self.last_id = await asyncio.to_thread(self.store.last_web_id)
+            self.since = utcnow()
             return
-        fresh = await asyncio.to_thread(self.store.web_sent_after, self.last_id)
+        fresh: list[dict] = []
+        start, after = self.since - self.OVERLAP, None
+        while True:  # a campaign can send more in a second than one page of rows
+            page = await asyncio.to_thread(self.store.web_sent_since, start, PAGE_ROWS, after)
+            fresh += [n for n in page if n["id"] not in self.pushed]
+            if len(page) < PAGE_ROWS:
+                break
+            after = (page[-1]["sent_at"], page[-1]["id"])
         for notice in fresh:
-            self.last_id = max(self.last_id, notice["id"])
+            self.pushed[notice["id"]] = notice["sent_at"]
+            self.since = max(self.since, notice["sent_at"])
+        for notice in fresh:
             if self.hub.listeners(notice_topic(notice["customer_id"])):
                 # Marked delivered by the stream once it has written it to the page.
                 self.hub.publish(notice_topic(notice["customer_id"]), notice_event(notice))
+        horizon = self.since - 2 * self.OVERLAP
+        self.pushed = {i: at for i, at in self.pushed.items() if at >= horizon}
 
 
 def _authorised(request: Request) -> bool:
