@@ -8,6 +8,7 @@ handing back appends ConversationResumed. What the agent says is appended as
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from urllib.parse import quote
@@ -53,7 +54,9 @@ class RasaClient:
                     body = (await response.text())[:300]
                     raise RasaUnavailable(f"{method} {path}: HTTP {response.status} {body}")
                 return await response.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        # On Python 3.10 aiohttp's time-out is asyncio.TimeoutError, not the
+        # built-in TimeoutError (they are one class from 3.11 on).
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise RasaUnavailable(f"{method} {path}: {exc.__class__.__name__} {exc}") from exc
 
     @staticmethod
