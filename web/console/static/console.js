@@ -302,6 +302,7 @@
     me = data;
     $("me").textContent = data.name + "（" + (data.role === "admin" ? "管理员" : "客服") + "）";
     $("manage-canned").hidden = data.role !== "admin";
+    $("faq-link").hidden = data.role !== "admin";
     listen();
     return Promise.all([loadQueue(), loadCanned()]);
   }).catch(function (e) { notice(e.message); });
