@@ -467,3 +467,25 @@ def test_inside_an_event_loop_a_turns_events_are_written_together(tmp_path):
     import json
 
     assert [json.loads(text) for text in stored] == events
+
+
+def test_a_not_understood_group_can_become_an_faq_answers_training_data(analytics_db, tmp_path):
+    import yaml
+    from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLReader
+
+    from kefu.analytics.review import decide, export_reviewed, known_intents
+
+    assert {"faq/shipping_policy", "faq/invoice"} <= known_intents()
+    out = tmp_path / "reviewed.yml"
+    # Nothing assigned yet: a file Rasa reads (an empty list, not `nlu:` with nothing).
+    assert export_reviewed(analytics_db, out) == 0
+    assert RasaYAMLReader().read(out).training_examples == []
+    with pytest.raises(ValueError):
+        decide(analytics_db, "asdf", intent="faq/no_such_answer", ignored=False, staff_id=None)
+    decide(analytics_db, "asdf", intent="faq/shipping_policy", ignored=False, staff_id=None)
+    assert export_reviewed(analytics_db, out) == 3
+    data = yaml.safe_load(out.read_text(encoding="utf-8"))
+    assert data["nlu"] == [{"intent": "faq/shipping_policy", "examples": "- asdf\n- asdf!\n- ＡＳＤＦ\n"}]
+    # A retrieval intent's examples, as Rasa reads them for the ResponseSelector.
+    examples = RasaYAMLReader().read(out).training_examples
+    assert {(e.get("intent"), e.get("intent_response_key")) for e in examples} == {("faq", "faq/shipping_policy")}

@@ -46,8 +46,10 @@ def site(demo_shop):
         pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it")
     from kefu.testing import running_web
 
-    # No Rasa is needed for the dashboard: an address nobody answers.
-    with running_web(demo_shop[0], "http://127.0.0.1:9") as origin:
+    # No Rasa is needed for the dashboard: an address nobody answers. The
+    # export button writes into the test's directory, not data/nlu/.
+    reviewed = Path(demo_shop[0].removeprefix("sqlite:///")).parent / "reviewed.yml"
+    with running_web(demo_shop[0], "http://127.0.0.1:9", extra_env={"KEFU_REVIEWED_NLU": str(reviewed)}) as origin:
         yield origin
 
 
@@ -93,8 +95,13 @@ def test_dashboard_draws_the_demo_month_and_follows_the_date_range(site, demo_sh
         first.locator("select").select_option("out_of_scope")
         first.locator("button", has_text="归类").click()
         first.locator(".review-state", has_text="已归类").wait_for(timeout=10000)
+        # The button of `kefu nlu export-reviewed`.
+        page.click("#export-reviewed")
+        page.locator("#export-state", has_text="已写出").wait_for(timeout=10000)
         page.locator("#review").screenshot(path=str(ARTIFACTS / "analytics-review.png"))
         browser.close()
+    reviewed = Path(demo_shop[0].removeprefix("sqlite:///")).parent / "reviewed.yml"
+    assert "- intent: out_of_scope" in reviewed.read_text(encoding="utf-8")
     assert errors == []
     from kefu.analytics.figures import Period
     from kefu.analytics.review import unanswered
