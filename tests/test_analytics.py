@@ -122,21 +122,21 @@ def shop_records(engine) -> None:
                     conversation_id="web-d",
                     action="verify_phone_tail",
                     order_id=1,
-                    outcome="wrong",
+                    outcome="wrong_tail",
                 ),
                 AuditLog(
                     happened_at=D(2026, 11, 4, 1, 0, 40),
                     conversation_id="web-d",
                     action="verify_phone_tail",
                     order_id=1,
-                    outcome="ok",
+                    outcome="verified",
                 ),
                 AuditLog(
                     happened_at=D(2026, 11, 4, 1, 0, 41),
                     conversation_id="web-d",
                     action="verify_phone_tail",
                     order_id=1,
-                    outcome="ok",
+                    outcome="verified",
                 ),
                 AuditLog(
                     happened_at=D(2026, 11, 4, 1, 0, 50),
@@ -303,8 +303,8 @@ def test_every_figure_of_a_fixed_week(analytics_db):
     }
     assert figures["order_lookups"] == [
         {"action": "lock_order_lookups", "outcome": "locked", "times": 1},
-        {"action": "verify_phone_tail", "outcome": "ok", "times": 2},
-        {"action": "verify_phone_tail", "outcome": "wrong", "times": 1},
+        {"action": "verify_phone_tail", "outcome": "verified", "times": 2},
+        {"action": "verify_phone_tail", "outcome": "wrong_tail", "times": 1},
     ]
     assert figures["tickets"] == [
         {"kind": "complaint", "status": "open", "tickets": 1},
