@@ -197,3 +197,37 @@ def test_kefu_report_opens_offline_with_its_charts(demo_shop, tmp_path):
         assert [u for u in requested if not u.startswith("file:")] == []
         page.screenshot(path=str(ARTIFACTS / "analytics-report.png"), full_page=True)
         browser.close()
+
+
+def test_an_admin_edits_an_faq_answer_on_its_page(site, demo_shop):
+    from playwright.sync_api import sync_playwright
+
+    from kefu.faq import FaqAnswerStore, domain_faq_answers
+
+    edited = "🧾 发票说明（已修改）：电子发票签收后自动开具。"
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = browser.new_context(viewport={"width": 1200, "height": 1000}, locale="zh-CN").new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"{site}/console/faq")
+        page.fill("#name", ADMIN)
+        page.fill("#password", PASSWORD)
+        page.click("#login-submit")
+        page.wait_for_url(f"{site}/console/")
+        assert page.locator("#faq-link").is_visible()
+        page.click("#faq-link")
+        page.wait_for_selector("body[data-loaded]", timeout=20000)
+        assert page.locator(".faq-item").count() == len(domain_faq_answers())
+        invoice = page.locator('.faq-item[data-key="invoice"]')
+        assert invoice.locator("textarea").input_value() == domain_faq_answers()["invoice"].text
+        invoice.locator("textarea").fill(edited)
+        invoice.locator("button", has_text="保存").click()
+        page.locator('.faq-item[data-key="invoice"] .faq-state', has_text="已修改").wait_for(timeout=10000)
+        page.screenshot(path=str(ARTIFACTS / "faq-answers.png"), full_page=True)
+        assert FaqAnswerStore(demo_shop[1]).text_for("invoice") == edited
+        page.locator('.faq-item[data-key="invoice"] button', has_text="恢复默认").click()
+        page.locator('.faq-item[data-key="invoice"] .faq-state', has_text="默认答案").wait_for(timeout=10000)
+        browser.close()
+    assert errors == []
+    assert FaqAnswerStore(demo_shop[1]).text_for("invoice") is None
