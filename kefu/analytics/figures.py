@@ -108,27 +108,18 @@ def compute(engine: Engine, period: Period) -> dict[str, Any]:
             GROUP BY 1, 2 ORDER BY 1, 2""",
             p,
         )
-        messages = _rows(
-            db,
-            f"""
-            SELECT {bucket} AS bucket, channel, COUNT(*) AS user_messages,
-                   SUM(CASE WHEN is_fallback THEN 1 ELSE 0 END) AS fallbacks
+        # Every message figure in one pass over the covering index: the rows
+        # grouped by every dimension a figure needs (tens of thousands of
+        # groups for a month), summed up here.
+        groups = db.execute(
+            text(f"""
+            SELECT {bucket} AS bucket, channel, intent, weekday, local_hour, is_fallback, products, categories,
+                   COUNT(*) AS n, COUNT(response_seconds) AS answered
             FROM analytics_user_turns WHERE at >= :start AND at < :end
-            GROUP BY 1, 2 ORDER BY 1, 2""",
+            GROUP BY 1, 2, 3, 4, 5, 6, 7, 8"""),
             p,
-        )
-        totals_row = (
-            db.execute(
-                text("""
-            SELECT COUNT(*) AS user_messages,
-                   COALESCE(SUM(CASE WHEN is_fallback THEN 1 ELSE 0 END), 0) AS fallbacks,
-                   COUNT(response_seconds) AS answered
-            FROM analytics_user_turns WHERE at >= :start AND at < :end"""),
-                p,
-            )
-            .mappings()
-            .one()
-        )
+        ).all()
+        messages, totals_row, intents, products, categories, heat = _message_figures(groups)
         # Customers are counted from the conversations (a third of the rows
         # of the messages, one index): the senders of the conversations counted.
         customers = db.execute(
@@ -162,40 +153,6 @@ def compute(engine: Engine, period: Period) -> dict[str, Any]:
                    COUNT(DISTINCT sender_id) AS customers
             FROM analytics_user_turns WHERE is_fallback AND at >= :start AND at < :end
             GROUP BY normalized_text ORDER BY 3 DESC, 1 LIMIT {TOP_N * 5}""",
-            p,
-        )
-        intents = _rows(
-            db,
-            """
-            SELECT intent, COUNT(*) AS messages FROM analytics_user_turns
-            WHERE at >= :start AND at < :end GROUP BY intent ORDER BY 2 DESC, 1""",
-            p,
-        )
-        products = _split_counts(
-            _rows(
-                db,
-                """
-            SELECT products AS names, COUNT(*) AS n FROM analytics_user_turns
-            WHERE at >= :start AND at < :end AND products <> '' GROUP BY products""",
-                p,
-            ),
-            "product",
-        )
-        categories = _split_counts(
-            _rows(
-                db,
-                """
-            SELECT categories AS names, COUNT(*) AS n FROM analytics_user_turns
-            WHERE at >= :start AND at < :end AND categories <> '' GROUP BY categories""",
-                p,
-            ),
-            "category",
-        )
-        heat = _rows(
-            db,
-            """
-            SELECT weekday, local_hour AS hour, COUNT(*) AS user_messages
-            FROM analytics_user_turns WHERE at >= :start AND at < :end GROUP BY 1, 2 ORDER BY 1, 2""",
             p,
         )
         lookups = _rows(
@@ -300,18 +257,49 @@ def compute(engine: Engine, period: Period) -> dict[str, Any]:
     }
 
 
+def _message_figures(groups: list[Any]) -> tuple[list[dict[str, Any]], dict[str, int], list, list, list, list]:
+    """Messages by bucket and channel, totals, intents, products, categories
+    and busy hours, from the rows of the one grouped pass."""
+    by_bucket: dict[tuple[str, str], dict[str, Any]] = {}
+    intents: dict[str, int] = {}
+    products: dict[str, int] = {}
+    categories: dict[str, int] = {}
+    heat: dict[tuple[int, int], int] = {}
+    totals = {"user_messages": 0, "fallbacks": 0, "answered": 0}
+    for g in groups:
+        n, fallback = int(g.n), bool(g.is_fallback)
+        entry = by_bucket.setdefault(
+            (str(g.bucket), g.channel),
+            {"bucket": str(g.bucket), "channel": g.channel, "user_messages": 0, "fallbacks": 0},
+        )
+        entry["user_messages"] += n
+        entry["fallbacks"] += n if fallback else 0
+        totals["user_messages"] += n
+        totals["fallbacks"] += n if fallback else 0
+        totals["answered"] += int(g.answered)
+        intents[g.intent] = intents.get(g.intent, 0) + n
+        heat[(int(g.weekday), int(g.local_hour))] = heat.get((int(g.weekday), int(g.local_hour)), 0) + n
+        for names, counts in ((g.products, products), (g.categories, categories)):
+            for name in str(names or "").split("|") if names else ():
+                counts[name] = counts.get(name, 0) + n
+
+    def ranked(counts: dict[str, int], label: str, value: str) -> list[dict[str, Any]]:
+        return [{label: k, value: v} for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+    return (
+        [by_bucket[key] for key in sorted(by_bucket)],
+        totals,
+        ranked(intents, "intent", "messages"),
+        ranked(products, "product", "messages"),
+        ranked(categories, "category", "messages"),
+        [{"weekday": w, "hour": h, "user_messages": heat[(w, h)]} for w, h in sorted(heat)],
+    )
+
+
 def _has_table(db: Connection, name: str) -> bool:
     from sqlalchemy import inspect
 
     return inspect(db).has_table(name)
-
-
-def _split_counts(rows: list[dict[str, Any]], label: str) -> list[dict[str, Any]]:
-    counts: dict[str, int] = {}
-    for row in rows:
-        for name in str(row["names"]).split("|"):
-            counts[name] = counts.get(name, 0) + int(row["n"])
-    return [{label: name, "messages": n} for name, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
 def _merge_buckets(conversations: list[dict[str, Any]], messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
