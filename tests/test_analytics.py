@@ -489,3 +489,13 @@ def test_a_not_understood_group_can_become_an_faq_answers_training_data(analytic
     # A retrieval intent's examples, as Rasa reads them for the ResponseSelector.
     examples = RasaYAMLReader().read(out).training_examples
     assert {(e.get("intent"), e.get("intent_response_key")) for e in examples} == {("faq", "faq/shipping_policy")}
+
+
+def test_reply_percentiles_are_the_same_read_along_either_index(analytics_db, monkeypatch):
+    import kefu.analytics.figures as figures
+
+    expected = compute(analytics_db, WEEK)["totals"]
+    monkeypatch.setattr(figures, "SORT_FEWER_THAN", 0)  # a busy month's path: along the reply-time index
+    along = compute(analytics_db, WEEK)["totals"]
+    assert (along["response_p50_seconds"], along["response_p95_seconds"]) == (0.5, 1.0)
+    assert (expected["response_p50_seconds"], expected["response_p95_seconds"]) == (0.5, 1.0)
