@@ -105,10 +105,8 @@ def compute(engine: Engine, period: Period) -> dict[str, Any]:
             GROUP BY 1, 2 ORDER BY 1, 2""",
             p,
         )
-        messages, totals_row, intents, products, categories, heat = (
-            _message_figures_by_passes(db, bucket, p)
-            if db.dialect.name == "postgresql"
-            else _message_figures(_message_groups(db, bucket, p))
+        messages, totals_row, intents, products, categories, heat = _message_figures(
+            _message_groups(db, period), by_week=period.by == "week"
         )
         # Customers are counted from the conversations (a third of the rows
         # of the messages, one index): the senders of the conversations counted.
@@ -247,80 +245,28 @@ def compute(engine: Engine, period: Period) -> dict[str, Any]:
     }
 
 
-def _message_groups(db: Connection, bucket: str, p: dict[str, Any]) -> list[Any]:
-    """SQLite: every message figure in one pass over the covering index, the
-    rows grouped by every dimension a figure needs (tens of thousands of
-    groups for a month), summed up in _message_figures. Six passes, one per
-    figure, took twice as long."""
+def _message_groups(db: Connection, period: Period) -> list[Any]:
+    """Every message figure in one pass, the rows grouped by every dimension a
+    figure needs (tens of thousands of groups for a month), read in the order
+    of ix_analytics_user_turns_by_day so that the database groups as it reads,
+    with no sort (a range of China days is a range of `local_day`). Summed up,
+    and into weeks, in _message_figures. Six passes, or this one over the
+    time index, took 3-10 times as long (BENCHMARKS.md)."""
     return list(
         db.execute(
-            text(f"""
-            SELECT {bucket} AS bucket, channel, intent, weekday, local_hour, is_fallback, products, categories,
+            text("""
+            SELECT local_day AS bucket, channel, intent, weekday, local_hour, is_fallback, products, categories,
                    COUNT(*) AS n, COUNT(response_seconds) AS answered
-            FROM analytics_user_turns WHERE at >= :start AND at < :end
+            FROM analytics_user_turns WHERE local_day >= :first AND local_day <= :last
             GROUP BY 1, 2, 3, 4, 5, 6, 7, 8"""),
-            p,
+            {"first": period.first.isoformat(), "last": period.last.isoformat()},
         ).all()
     )
 
 
-def _message_figures_by_passes(
-    db: Connection, bucket: str, p: dict[str, Any]
+def _message_figures(
+    groups: list[Any], *, by_week: bool = False
 ) -> tuple[list[dict[str, Any]], dict[str, int], list, list, list, list]:
-    """PostgreSQL: one pass per figure, each a parallel scan with few groups;
-    the one pass of SQLite is sorted on disk there (the planner expects far
-    more groups than there are), twice as slow."""
-    messages = _rows(
-        db,
-        f"""
-        SELECT {bucket} AS bucket, channel, COUNT(*) AS user_messages,
-               SUM(CASE WHEN is_fallback THEN 1 ELSE 0 END) AS fallbacks
-        FROM analytics_user_turns WHERE at >= :start AND at < :end
-        GROUP BY 1, 2 ORDER BY 1, 2""",
-        p,
-    )
-    totals = dict(
-        db.execute(
-            text("""
-            SELECT COUNT(*) AS user_messages,
-                   COALESCE(SUM(CASE WHEN is_fallback THEN 1 ELSE 0 END), 0) AS fallbacks,
-                   COUNT(response_seconds) AS answered
-            FROM analytics_user_turns WHERE at >= :start AND at < :end"""),
-            p,
-        )
-        .mappings()
-        .one()
-    )
-    intents = _rows(
-        db,
-        """
-        SELECT intent, COUNT(*) AS messages FROM analytics_user_turns
-        WHERE at >= :start AND at < :end GROUP BY intent ORDER BY 2 DESC, 1""",
-        p,
-    )
-    named: list[list[dict[str, Any]]] = []
-    for column, label in (("products", "product"), ("categories", "category")):
-        counts: dict[str, int] = {}
-        for row in db.execute(
-            text(f"""
-            SELECT {column} AS names, COUNT(*) AS n FROM analytics_user_turns
-            WHERE at >= :start AND at < :end AND {column} <> '' GROUP BY {column}"""),
-            p,
-        ):
-            for name in str(row.names).split("|"):
-                counts[name] = counts.get(name, 0) + int(row.n)
-        named.append([{label: k, "messages": v} for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))])
-    heat = _rows(
-        db,
-        """
-        SELECT weekday, local_hour AS hour, COUNT(*) AS user_messages
-        FROM analytics_user_turns WHERE at >= :start AND at < :end GROUP BY 1, 2 ORDER BY 1, 2""",
-        p,
-    )
-    return messages, totals, intents, named[0], named[1], heat
-
-
-def _message_figures(groups: list[Any]) -> tuple[list[dict[str, Any]], dict[str, int], list, list, list, list]:
     """Messages by bucket and channel, totals, intents, products, categories
     and busy hours, from the rows of the one grouped pass."""
     by_bucket: dict[tuple[str, str], dict[str, Any]] = {}
@@ -331,9 +277,10 @@ def _message_figures(groups: list[Any]) -> tuple[list[dict[str, Any]], dict[str,
     totals = {"user_messages": 0, "fallbacks": 0, "answered": 0}
     for g in groups:
         n, fallback = int(g.n), bool(g.is_fallback)
+        day = str(g.bucket)
+        bucket = _monday(day) if by_week else day
         entry = by_bucket.setdefault(
-            (str(g.bucket), g.channel),
-            {"bucket": str(g.bucket), "channel": g.channel, "user_messages": 0, "fallbacks": 0},
+            (bucket, g.channel), {"bucket": bucket, "channel": g.channel, "user_messages": 0, "fallbacks": 0}
         )
         entry["user_messages"] += n
         entry["fallbacks"] += n if fallback else 0
@@ -357,6 +304,12 @@ def _message_figures(groups: list[Any]) -> tuple[list[dict[str, Any]], dict[str,
         ranked(categories, "category", "messages"),
         [{"weekday": w, "hour": h, "user_messages": heat[(w, h)]} for w, h in sorted(heat)],
     )
+
+
+def _monday(day: str) -> str:
+    """The week (its Monday) of a China day, as store.china_time_columns keeps it."""
+    d = date.fromisoformat(day)
+    return (d - timedelta(days=d.weekday())).isoformat()
 
 
 def _has_table(db: Connection, name: str) -> bool:
