@@ -201,6 +201,7 @@ async def _deliver_one_twice(queue: str) -> None:
         try:
             while True:
                 message = await waiting.get(no_ack=False, fail=True, timeout=5)
+                assert message is not None  # fail=True: an empty queue raises
                 held.append(message)
                 if json.loads(message.body).get("event") == "user":
                     await channel.default_exchange.publish(

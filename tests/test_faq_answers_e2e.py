@@ -37,7 +37,9 @@ def site(trained_model, tmp_path_factory):
 
 def login(origin: str, name: str) -> tuple[requests.Session, str]:
     http = requests.Session()
-    csrf = re.search(r'name="csrf" value="([^"]+)"', http.get(f"{origin}/console/login").text).group(1)
+    found = re.search(r'name="csrf" value="([^"]+)"', http.get(f"{origin}/console/login").text)
+    assert found
+    csrf = found.group(1)
     done = http.post(
         f"{origin}/console/login", data={"name": name, "password": PASSWORD, "csrf": csrf}, allow_redirects=False
     )
