@@ -469,6 +469,7 @@ def test_inside_an_event_loop_a_turns_events_are_written_together(tmp_path):
     assert [json.loads(text) for text in stored] == events
 
 
+@pytest.mark.slow  # Rasa's YAML reader: about a second to import
 def test_a_not_understood_group_can_become_an_faq_answers_training_data(analytics_db, tmp_path):
     import yaml
     from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLReader
