@@ -79,11 +79,12 @@ def test_the_bot_gives_the_edited_text_and_only_for_that_answer(faq_store):
     assert say(nlg, "utter_faq/shipping_policy") == default
 
 
-def test_database_unreadable_the_domains_text_and_a_log_line(tmp_path, caplog):
-    # A database without the table (an unmigrated shop) fails every read.
-    unmigrated = FaqAnswerStore(make_engine(f"sqlite:///{tmp_path / 'empty.sqlite3'}"))
+@pytest.mark.parametrize("url", ["sqlite:///{tmp}/empty.sqlite3", "postgresql://kefu@127.0.0.1:1/nobody"])
+def test_database_unreadable_the_domains_text_and_a_log_line(tmp_path, caplog, url):
+    # A database without the table (an unmigrated shop), or no server at all.
+    unreadable = FaqAnswerStore(make_engine(url.format(tmp=tmp_path)))
     with caplog.at_level(logging.ERROR, logger="kefu.faq_nlg"):
-        assert say(generator(unmigrated), "utter_faq/invoice") == domain_faq_answers()["invoice"].text
+        assert say(generator(unreadable), "utter_faq/invoice") == domain_faq_answers()["invoice"].text
     assert "FAQ answer invoice: edited text not read, the domain's is given" in caplog.text
 
 
