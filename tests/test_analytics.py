@@ -500,3 +500,22 @@ def test_reply_percentiles_are_the_same_read_along_either_index(analytics_db, mo
     along = compute(analytics_db, WEEK)["totals"]
     assert (along["response_p50_seconds"], along["response_p95_seconds"]) == (0.5, 1.0)
     assert (expected["response_p50_seconds"], expected["response_p95_seconds"]) == (0.5, 1.0)
+
+
+@pytest.mark.slow  # two demo months
+def test_the_demo_month_is_deterministic(tmp_path):
+    from kefu.analytics.demo import generate_demo_month
+
+    day = date(2026, 11, 28)
+    month = Period(day - timedelta(days=30), day)
+    engine = make_engine(f"sqlite:///{tmp_path / 'shop.sqlite3'}")
+    ensure_schema(engine)
+    generate_demo_month(engine, today=day)
+    first = compute(engine, month)
+    # Generated again over itself: the previous demo rows are forgotten and
+    # the same month comes back, figure for figure (nothing doubled).
+    generate_demo_month(engine, today=day)
+    assert compute(engine, month) == first
+    totals = first["totals"]
+    assert totals["conversations"] > 1000 and totals["user_messages"] > 3000
+    assert totals["ratings"] > 0 and first["tickets"] and first["order_lookups"]
