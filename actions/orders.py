@@ -536,13 +536,11 @@ async def handoff(dispatcher: CollectingDispatcher, tracker: Tracker, reason: st
     request_id, ahead, created = await call(records().handoff, tracker.sender_id, reason)
     in_hours = within_service_hours(datetime.now(CHINA_TZ))
     console = services().console
+    # One console query per new hand-off: are there agents at all, and is one there now?
+    staffing = await call(console.staffing) if console is not None and created else None
     if not created:
         dispatcher.utter_message(response="utter_handoff_already", queue=ahead)
-    elif (
-        console is not None
-        and await call(console.console_in_use)
-        and not (in_hours and await call(console.agents_available))
-    ):
+    elif console is not None and staffing is not None and staffing.in_use and not (in_hours and staffing.available):
         # Nobody can answer now: the customer leaves a message (留言). Rasa's
         # own pause keeps the bot from answering it; the console shows it as
         # a task until an agent takes it and hands the conversation back.

@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -244,3 +245,80 @@ def running_web(
         yield origin
     finally:
         _stop(web)
+
+
+def wait_until(check: Any, seconds: float = 10.0, every: float = 0.2) -> Any:
+    """`check()` once it is truthy, or its last value after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(every)
+    return check()
+
+
+class JsonHandler(BaseHTTPRequestHandler):
+    """Request handler of the tests' stand-ins for other services: silent, answers JSON."""
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def reply_json(self, payload: Any, status: int = 200) -> None:
+        data = json.dumps(payload).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class FakeWeChatAPI:
+    """A recording stand-in for api.weixin.qq.com/cgi-bin/ on a loopback port
+    (point WECHAT_API_BASE_URL or the channel's `api_base_url` at `base_url`):
+    issues access tokens (`token`) and records customer-service messages
+    (`message/custom/send`), refusing a token it did not issue, as WeChat
+    does (errcode 40001)."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import ThreadingHTTPServer
+        from urllib.parse import parse_qs, urlparse
+
+        self.tokens_issued: list[str] = []
+        self.sent: list[dict] = []  # the JSON bodies of accepted messages
+        self.refused: list[dict] = []
+        fake = self
+
+        class Handler(JsonHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                url = urlparse(self.path)
+                query = parse_qs(url.query)
+                if url.path == "/cgi-bin/token" and query.get("grant_type") == ["client_credential"]:
+                    token = f"fake-token-{len(fake.tokens_issued) + 1}"
+                    fake.tokens_issued.append(token)
+                    return self.reply_json({"access_token": token, "expires_in": 7200})
+                self.reply_json({"errcode": 40013, "errmsg": "invalid appid"})
+
+            def do_POST(self) -> None:  # noqa: N802
+                url = urlparse(self.path)
+                token = parse_qs(url.query).get("access_token", [""])[0]
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                if url.path != "/cgi-bin/message/custom/send":
+                    return self.reply_json({"errcode": 40001, "errmsg": "unknown api"})
+                if token not in fake.tokens_issued:
+                    fake.refused.append(body)
+                    return self.reply_json({"errcode": 40001, "errmsg": "invalid credential"})
+                fake.sent.append(body)
+                self.reply_json({"errcode": 0, "errmsg": "ok"})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/cgi-bin/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def texts_to(self, openid: str) -> list[str]:
+        return [m["text"]["content"] for m in self.sent if m.get("touser") == openid and m.get("msgtype") == "text"]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

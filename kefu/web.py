@@ -162,12 +162,24 @@ class Customers:
 
     def __init__(self, hub: Hub):
         self.hub = hub
-        self._wechat = None
-        app_id, app_secret = os.environ.get("WECHAT_APP_ID"), os.environ.get("WECHAT_APP_SECRET")
-        if app_id and app_secret:
-            from kefu.channels.wechat import CustomerServiceClient
+        self._wechat: Any = None
 
-            self._wechat = CustomerServiceClient(app_id, app_secret)
+    def wechat(self) -> Any:
+        """The customer-service API client, made on first use (a database that
+        is down when the web server starts must not stop it)."""
+        if self._wechat is None:
+            app_id, app_secret = os.environ.get("WECHAT_APP_ID"), os.environ.get("WECHAT_APP_SECRET")
+            if not (app_id and app_secret):
+                return None
+            from kefu.channels.wechat import CustomerServiceClient
+            from kefu.channels.wechat_state import AccessTokenStorage, state_store
+
+            # The access token is shared with the WeChat channel's workers (the
+            # same Redis as its `redis_url`, or the shop database): a token
+            # fetched here must not invalidate theirs.
+            tokens = AccessTokenStorage(state_store(os.environ.get("WECHAT_REDIS_URL") or None))
+            self._wechat = CustomerServiceClient(app_id, app_secret, session=tokens)
+        return self._wechat
 
     async def deliver(
         self, conversation_id: str, messages: list[dict], *, agent: str | None = None, message_id: int | None = None
@@ -175,15 +187,18 @@ class Customers:
         if not messages:
             return
         if conversation_id.startswith("wechat-"):
-            if self._wechat is None:
-                logger.error(
-                    "cannot reach WeChat customer %s: WECHAT_APP_ID/WECHAT_APP_SECRET not set", conversation_id
-                )
-                raise DeliveryFailed("WECHAT_APP_ID/WECHAT_APP_SECRET not set")
             from kefu.channels.wechat import render_text
 
             try:
-                await self._wechat.send_text(conversation_id[len("wechat-") :], render_text(messages))
+                client = await asyncio.to_thread(self.wechat)
+                if client is None:
+                    logger.error(
+                        "cannot reach WeChat customer %s: WECHAT_APP_ID/WECHAT_APP_SECRET not set", conversation_id
+                    )
+                    raise DeliveryFailed("WECHAT_APP_ID/WECHAT_APP_SECRET not set")
+                await client.send_text(conversation_id[len("wechat-") :], render_text(messages))
+            except DeliveryFailed:
+                raise
             except Exception as exc:  # noqa: BLE001 - logged for the operator; the agent sees it too
                 logger.error("WeChat customer-service message to %s failed: %s", conversation_id, exc)
                 raise DeliveryFailed(str(exc)) from exc
@@ -734,29 +749,31 @@ def register_console(app: Sanic) -> None:
         await app.ctx.watcher.tick()
         return as_json({"ok": True})
 
-    @app.post("/console/api/handoffs/<handoff_id:int>/notes")
-    @api(changes=True)
-    async def add_note(request: Request, who: SignedIn, handoff_id: int) -> HTTPResponse:
-        text = str(body(request).get("text") or "").strip()[:1000]
-        if not text:
-            return json_error(400, "备注不能为空")
+    async def annotate(request: Request, who: SignedIn, handoff_id: int, field: str) -> HTTPResponse:
+        """A note or a tag on a hand-off's customer (their conversation, and
+        the customer too once verified, so that it follows them)."""
+        limit, empty, save = {
+            "text": (1000, "备注不能为空", store.add_note),
+            "tag": (32, "标签不能为空", store.add_tag),
+        }[field]
+        value = str(body(request).get(field) or "").strip()[:limit]
+        if not value:
+            return json_error(400, empty)
         handoff, tracker = await open_handoff(handoff_id)
         if handoff is None:
             return json_error(404, "没有这个转人工请求")
-        await db(store.add_note, handoff.conversation_id, await db(verified_customer, tracker), who.staff.id, text)
+        await db(save, handoff.conversation_id, await db(verified_customer, tracker), who.staff.id, value)
         return as_json({"ok": True})
+
+    @app.post("/console/api/handoffs/<handoff_id:int>/notes")
+    @api(changes=True)
+    async def add_note(request: Request, who: SignedIn, handoff_id: int) -> HTTPResponse:
+        return await annotate(request, who, handoff_id, "text")
 
     @app.post("/console/api/handoffs/<handoff_id:int>/tags")
     @api(changes=True)
     async def add_tag(request: Request, who: SignedIn, handoff_id: int) -> HTTPResponse:
-        tag = str(body(request).get("tag") or "").strip()[:32]
-        if not tag:
-            return json_error(400, "标签不能为空")
-        handoff, tracker = await open_handoff(handoff_id)
-        if handoff is None:
-            return json_error(404, "没有这个转人工请求")
-        await db(store.add_tag, handoff.conversation_id, await db(verified_customer, tracker), who.staff.id, tag)
-        return as_json({"ok": True})
+        return await annotate(request, who, handoff_id, "tag")
 
     @app.get("/console/api/canned")
     @api()

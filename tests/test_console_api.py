@@ -8,7 +8,7 @@ import json
 import re
 import shutil
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -22,7 +22,7 @@ from kefu.db.models import AuditLog, HandoffRequest
 from kefu.shop.demo import seed
 from kefu.shop.repository import SqlShopRepository
 from kefu.shop.tokens import sign_session_token
-from kefu.testing import running_web
+from kefu.testing import JsonHandler, running_web, wait_until
 
 # Each module run starts kefu.web in its own process: the slow tier.
 pytestmark = pytest.mark.slow
@@ -41,24 +41,13 @@ class FakeRasa:
         self.posted: list[tuple[str, object]] = []
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def _reply(self, payload: object) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JsonHandler):
             def do_GET(self) -> None:  # noqa: N802
                 path = urlparse(self.path).path
                 if path == "/":
-                    return self._reply("ok")
+                    return self.reply_json("ok")
                 conversation = unquote(path.split("/")[2])
-                self._reply(fake.tracker(conversation))
+                self.reply_json(fake.tracker(conversation))
 
             def do_POST(self) -> None:  # noqa: N802
                 path = urlparse(self.path).path
@@ -71,9 +60,9 @@ class FakeRasa:
                         if event["event"] in ("pause", "resume"):
                             tracker["paused"] = event["event"] == "pause"
                         tracker["events"].append(event)
-                    return self._reply(tracker)
+                    return self.reply_json(tracker)
                 if path.endswith("/execute"):
-                    return self._reply({"tracker": tracker, "messages": [{"text": f"[{body['name']}]"}]})
+                    return self.reply_json({"tracker": tracker, "messages": [{"text": f"[{body['name']}]"}]})
                 self.send_response(404)
                 self.end_headers()
 
@@ -115,7 +104,9 @@ def rasa():
 def web(shop, rasa, tmp_path_factory):
     url, _, _ = shop
     log = tmp_path_factory.mktemp("web") / "web.log"
-    with running_web(url, rasa.url, log=log, extra_env={"KEFU_TOKEN_SECRET": WEB_SECRET}) as origin:
+    # One proxy in front (as in `make prod`): its X-Forwarded-Proto says whether the page came over https.
+    env = {"KEFU_TOKEN_SECRET": WEB_SECRET, "KEFU_PROXIES_COUNT": "1"}
+    with running_web(url, rasa.url, log=log, extra_env=env) as origin:
         yield origin
 
 
@@ -248,6 +239,13 @@ def test_a_second_claim_is_refused_and_names_the_holder(web, shop, rasa):
     with session_scope(shop[1]) as s:
         row = s.get(HandoffRequest, handoff_id)
         assert row.status == "closed" and row.closed_at is not None
+    # The customer rates (the bot's action does this); the panel lists the past hand-off and the rating, by agent.
+    _, engine, store = shop
+    rating_id = SqlShopRepository(engine).record_rating(conversation, 4, "很耐心")
+    assert store.attribute_rating(rating_id, conversation) == store.check_login("alice", PASSWORD).staff.id
+    panel = alice.get(f"{web}/console/api/handoffs/{handoff_id}").json()["customer"]
+    assert [(h["status"], h["agent"]) for h in panel["handoffs"]] == [("closed", "alice")]
+    assert [(r["score"], r["agent"]) for r in panel["ratings"]] == [(4, "alice")]
 
 
 def test_customer_text_is_kept_verbatim_for_the_console(web, shop, rasa):
@@ -261,6 +259,17 @@ def test_customer_text_is_kept_verbatim_for_the_console(web, shop, rasa):
     assert "script-src 'self'" in csp
 
 
+def console_in_browser(playwright, web: str, name: str):
+    """Headless Chromium signed in to the console as `name`: (browser, page)."""
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+    page = browser.new_page(locale="zh-CN")
+    page.goto(f"{web}/console/")
+    page.fill("#name", name)
+    page.fill("#password", PASSWORD)
+    page.click("#login-submit")
+    return browser, page
+
+
 @pytest.mark.browser
 def test_hostile_customer_text_shows_as_text_in_the_console(web, shop, rasa):
     if not Path(CHROMIUM).exists():
@@ -271,12 +280,7 @@ def test_hostile_customer_text_shows_as_text_in_the_console(web, shop, rasa):
     rasa.customer_says(conversation, HOSTILE)
     handoff_id = new_handoff(shop, conversation)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(locale="zh-CN")
-        page.goto(f"{web}/console/")
-        page.fill("#name", "mallory")
-        page.fill("#password", PASSWORD)
-        page.click("#login-submit")
+        browser, page = console_in_browser(playwright, web, "mallory")
         page.wait_for_selector(f".queue .item[data-id='{handoff_id}']", timeout=15000)
         page.click(f".queue .item[data-id='{handoff_id}']")
         page.wait_for_selector("#transcript .line.from-customer .bubble", timeout=15000)
@@ -284,6 +288,107 @@ def test_hostile_customer_text_shows_as_text_in_the_console(web, shop, rasa):
         assert page.locator("#transcript img, #transcript script").count() == 0
         assert page.evaluate("window.pwned") is None
         browser.close()
+
+
+@pytest.mark.browser
+def test_canned_replies_by_slash_or_chip_and_a_title_badge_for_a_new_request(web, shop, rasa):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    _, _, store = shop
+    store.save_canned_reply("发货", "今天下单，明天就发货哦～")
+    store.save_canned_reply("sd", "好的，请稍等，我帮您查一下。")
+    conversation = "web-cannedcase001"
+    with sync_playwright() as playwright:
+        browser, page = console_in_browser(playwright, web, "bob")
+        page.wait_for_selector("#live.on", timeout=15000)
+        page.wait_for_selector(".chip", state="attached", timeout=15000)  # the canned replies are loaded
+        # The agent is looking at another window when the request comes in.
+        page.evaluate("() => { document.hasFocus = () => false; }")
+        handoff_id = new_handoff(shop, conversation)
+        page.wait_for_selector(f".queue .item[data-id='{handoff_id}']", timeout=15000)
+        page.wait_for_function("() => /^\\(\\d+\\) 新的转人工/.test(document.title)", timeout=5000)
+        page.click(f".queue .item[data-id='{handoff_id}']")
+        page.click("#claim")
+        page.wait_for_selector("#handback:not([hidden])", timeout=10000)
+
+        # "/" then the start of a shortcut: a menu; Enter puts the reply in the box, Enter again sends it.
+        page.click("#reply")
+        page.keyboard.type("/发")
+        page.wait_for_selector("#canned-menu:not([hidden]) li", timeout=5000)
+        offered = page.locator("#canned-menu li").all_inner_texts()
+        assert offered[0] == "/发货 今天下单，明天就发货哦～"  # the shortcut first, then replies with the word
+        page.keyboard.press("Enter")
+        assert page.input_value("#reply") == "今天下单，明天就发货哦～"
+        page.keyboard.press("Enter")
+        # A click on a chip inserts its reply.
+        page.wait_for_function("() => document.querySelector('#reply').value === ''", timeout=10000)
+        page.locator(".chip", has_text="sd").click()
+        assert page.input_value("#reply") == "好的，请稍等，我帮您查一下。"
+        page.click("#send")
+        page.wait_for_function(
+            "() => document.querySelectorAll('#transcript .line.from-agent').length === 2", timeout=10000
+        )
+        browser.close()
+    said = [e["text"] for e in rasa.tracker(conversation)["events"] if e["event"] == "bot"]
+    assert said == ["今天下单，明天就发货哦～", "好的，请稍等，我帮您查一下。"]
+
+
+def test_the_queue_lists_waiting_handoffs_oldest_first_with_reason_and_wait(web, shop, rasa):
+    from datetime import timedelta
+
+    from kefu.db.engine import utcnow
+
+    _, engine, _ = shop
+    older, newer = new_handoff(shop, "web-queueorder01"), new_handoff(shop, "web-queueorder02")
+    with session_scope(engine) as s:  # the second one came first
+        s.get(HandoffRequest, newer).created_at = utcnow() - timedelta(minutes=20)
+        s.get(HandoffRequest, older).created_at = utcnow() - timedelta(minutes=5)
+    rasa.customer_says("web-queueorder02", "我要投诉")
+    agent, _ = login(web, "alice")
+
+    def listed() -> list[dict] | None:
+        """Ours in the queue, once the watcher (every second) has read the conversation from Rasa."""
+        items = agent.get(f"{web}/console/api/queue").json()["items"]
+        ours = [i for i in items if i["conversation_id"].startswith("web-queueorder")]
+        return ours if ours and ours[0]["last_messages"] else None
+
+    items = wait_until(listed)
+    assert [i["id"] for i in items] == [newer, older]
+    assert items[0]["reason_zh"] == "顾客要求" and items[0]["channel"] == "web"
+    assert 20 * 60 <= items[0]["waited_seconds"] < 25 * 60
+    assert items[0]["last_messages"] == ["我要投诉"] and items[0]["customer"] == "访客 …er02"
+
+
+def test_logout_ends_the_session(web):
+    agent, csrf = login(web, "alice")
+    assert agent.get(f"{web}/console/api/me").status_code == 200
+    assert agent.post(f"{web}/console/logout", headers={"X-CSRF-Token": csrf}).status_code == 200
+    assert agent.get(f"{web}/console/api/me").status_code == 401
+
+
+def test_the_session_cookie_is_secure_behind_a_tls_proxy(web):
+    """Served over https (here: the proxy in front says so, and the web
+    server trusts one proxy), the cookie is Secure."""
+    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
+    page = requests.get(f"{web}/console/login", headers=headers)
+    assert "Secure" in page.headers["Set-Cookie"]
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found, page.text[:500]
+    csrf = found.group(1)
+    response = requests.post(  # (a client keeps a Secure cookie for https: sent by hand over this test's http)
+        f"{web}/console/login",
+        data={"name": "alice", "password": PASSWORD, "csrf": csrf},
+        headers=headers,
+        cookies={"kefu_login_csrf": csrf},
+        allow_redirects=False,
+    )
+    assert response.status_code == 302 and response.headers["Location"] == "/console/"
+    session_cookie = [c for c in response.raw.headers.getlist("Set-Cookie") if c.startswith("kefu_console=")]
+    assert session_cookie and "Secure" in session_cookie[0] and "HttpOnly" in session_cookie[0]
+    plain = requests.get(f"{web}/console/login")
+    assert "Secure" not in plain.headers["Set-Cookie"]
 
 
 def test_notes_and_tags_survive_a_restart(shop, rasa, tmp_path):
@@ -362,18 +467,6 @@ def test_passwords_are_stored_as_salted_scrypt(shop):
         )
     assert all(h.startswith("scrypt$") and PASSWORD not in h for h in hashes)
     assert hashes[0] != hashes[1]  # same password, different salt
-
-
-def wait_until(check, seconds: float = 10.0):
-    import time
-
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)
-    return check()
 
 
 def test_a_left_message_is_stored_and_listed_as_a_task(web, shop, rasa):

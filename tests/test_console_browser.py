@@ -132,6 +132,7 @@ def test_a_whole_handoff_in_two_browsers(site):
             print(f"agent reply reached the chat page in {latency:.2f} s")
             assert latency < 1.5
             assert customer.locator("#messages .row.bot.agent .bubble").last.inner_text() == agent_text
+            assert customer.locator("#messages .agent-name").last.inner_text() == f"人工客服 {AGENT}"
 
         # The customer panel: profile with a masked phone; orders on request, audited with the agent.
         agent.wait_for_selector("#profile .field", timeout=10000)

@@ -74,3 +74,24 @@ def test_an_agent_online_in_service_hours_queues_the_customer(shop, monkeypatch)
     responses, events = run_handoff("web-online000001")
     assert responses == ["utter_handoff_queued"] and "pause" not in events
     assert left_message(shop, "web-online000001") is False
+
+
+def test_a_new_handoff_asks_the_console_one_query(shop, monkeypatch):
+    """Whether the console is used and whether an agent is there: one query, not one each."""
+    from sqlalchemy import event
+
+    monkeypatch.setenv("KEFU_SERVICE_HOURS", "0-24")
+    store = ConsoleStore(shop)
+    store.touch(store.add_staff("counted", "agent", "password-1").id)
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(shop, "before_cursor_execute", record)
+    try:
+        responses, _ = run_handoff("web-onequery0001")
+    finally:
+        event.remove(shop, "before_cursor_execute", record)
+    assert responses == ["utter_handoff_queued"]
+    assert len([s for s in statements if "staff_accounts" in s]) == 1

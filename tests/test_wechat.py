@@ -319,3 +319,60 @@ def test_expired_state_rows_are_purged(tmp_path):
     assert store.claim("msg:1", "processing", 60)
     with session_scope(store._engine) as session:
         assert session.execute(select(func.count()).select_from(store._table)).scalar() == 1
+
+
+def test_customer_service_messages_go_to_the_configured_api_with_one_shared_token(tmp_path, monkeypatch):
+    """The channel's workers and the console's web server send through the
+    customer-service API with one access token (a second fetch would
+    invalidate the first), at the configured address."""
+    from kefu.channels.wechat import CustomerServiceClient
+    from kefu.channels.wechat_state import AccessTokenStorage
+    from kefu.db.engine import make_engine
+    from kefu.testing import FakeWeChatAPI
+
+    api = FakeWeChatAPI()
+    try:
+        url = f"sqlite:///{tmp_path / 'state.sqlite3'}"
+        channel = CustomerServiceClient(
+            APP_ID, "secret", session=AccessTokenStorage(DatabaseStateStore(make_engine(url))), base_url=api.base_url
+        )
+        monkeypatch.setenv("WECHAT_API_BASE_URL", api.base_url)  # the console's way of being told
+        console = CustomerServiceClient(
+            APP_ID, "secret", session=AccessTokenStorage(DatabaseStateStore(make_engine(url)))
+        )
+        asyncio.run(channel.send_text("oUser123", "您好"))
+        asyncio.run(console.send_text("oUser456", "人工客服：您好，请问有什么可以帮您？"))
+        assert api.tokens_issued == ["fake-token-1"]
+        assert api.sent == [
+            {"touser": "oUser123", "msgtype": "text", "text": {"content": "您好"}},
+            {"touser": "oUser456", "msgtype": "text", "text": {"content": "人工客服：您好，请问有什么可以帮您？"}},
+        ]
+    finally:
+        api.close()
+
+
+def test_the_console_sends_to_wechat_customers_through_the_api_and_to_web_customers_by_push(tmp_path, monkeypatch):
+    from kefu.testing import FakeWeChatAPI
+    from kefu.web import Customers, DeliveryFailed, Hub
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'shop.sqlite3'}")  # where the access token is kept
+    for name in ("WECHAT_APP_ID", "WECHAT_APP_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    hub = Hub()
+    with pytest.raises(DeliveryFailed):  # not configured: the agent is told, nothing is lost silently
+        asyncio.run(Customers(hub).deliver("wechat-oUser789", [{"text": "您好"}]))
+    api = FakeWeChatAPI()
+    try:
+        monkeypatch.setenv("WECHAT_APP_ID", APP_ID)
+        monkeypatch.setenv("WECHAT_APP_SECRET", "secret")
+        monkeypatch.setenv("WECHAT_API_BASE_URL", api.base_url)
+        customers = Customers(hub)
+        rating = [{"text": "请打分", "buttons": [{"title": "非常满意", "payload": "/rate_service"}]}]
+        asyncio.run(customers.deliver("wechat-oUser789", rating))
+        assert api.texts_to("oUser789") == ["请打分\n1. 非常满意"]
+        page = hub.subscribe("chat:web-abc")
+        asyncio.run(customers.deliver("web-abc", [{"text": "您好"}], agent="小李", message_id=7))
+        assert page.get_nowait() == {"type": "bot", "agent": "小李", "messages": [{"text": "您好"}], "id": 7}
+        assert api.texts_to("web-abc") == [] and len(api.sent) == 1
+    finally:
+        api.close()

@@ -9,6 +9,7 @@ URL: /webhooks/wechat/webhook. Configure in credentials.yml:
       encoding_aes_key: ${WECHAT_AES_KEY}   # empty for plain mode
 
       redis_url: ${REDIS_URL}               # optional: else the shop database
+      api_base_url: ${WECHAT_API_BASE_URL}  # optional: else https://api.weixin.qq.com/cgi-bin/
 
 - GET: server verification (signature over token, timestamp, nonce).
 - POST: text messages and subscribe/unsubscribe events, plain or AES safe
@@ -36,6 +37,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -68,14 +70,36 @@ def escape_cdata(text: str) -> str:
     return text.replace("]]>", "]]]]><![CDATA[>")
 
 
-class CustomerServiceClient:
-    """Sends a text to a follower through WeChat's customer-service message API.
-    The access token is kept in `session` (shared by every worker)."""
+def api_base_url(configured: str | None = None) -> str | None:
+    """Where WeChat's API is: `api_base_url` in the credentials, else
+    WECHAT_API_BASE_URL, else api.weixin.qq.com (None). A shop behind an
+    egress proxy sets it; the tests point it at a recording fake."""
+    url = configured or os.environ.get("WECHAT_API_BASE_URL") or ""
+    return url.rstrip("/") + "/" if url else None
 
-    def __init__(self, app_id: str, app_secret: str, session: Any = None):
+
+class CustomerServiceClient:
+    """Sends a text to a follower through WeChat's customer-service message API
+    (客服消息接口). The access token is kept in `session`: every process that
+    sends (each Rasa worker, the console's web server) must share one, since
+    fetching a new token invalidates the others' (AccessTokenStorage)."""
+
+    def __init__(self, app_id: str, app_secret: str, session: Any = None, base_url: str | None = None):
         from wechatpy import WeChatClient
 
-        self._client = WeChatClient(app_id, app_secret, session=session)
+        class Client(WeChatClient):
+            # wechatpy 1.8 fetches the token from a fixed api.weixin.qq.com
+            # address; here it follows API_BASE_URL like every other call.
+            def fetch_access_token(self):
+                return self._fetch_access_token(
+                    url=f"{self.API_BASE_URL}token",
+                    params={"grant_type": "client_credential", "appid": self.appid, "secret": self.secret},
+                )
+
+        self._client = Client(app_id, app_secret, session=session)
+        base_url = api_base_url(base_url)
+        if base_url:
+            self._client.API_BASE_URL = base_url
 
     async def send_text(self, openid: str, text: str) -> None:
         await asyncio.to_thread(self._client.message.send_text, openid, text)
@@ -113,6 +137,7 @@ class WeChatInput(InputChannel):
             encoding_aes_key=credentials.get("encoding_aes_key") or "",
             reply_timeout=float(credentials.get("reply_timeout") or 4.5),
             state=state_store(credentials.get("redis_url") or None),
+            api_base_url=credentials.get("api_base_url") or None,
         )
 
     def __init__(
@@ -124,8 +149,10 @@ class WeChatInput(InputChannel):
         reply_timeout: float = 4.5,
         client: Any | None = None,
         state: StateStore | None = None,
+        api_base_url: str | None = None,
     ) -> None:
         self.token = token
+        self.api_base_url = api_base_url
         self.app_id = app_id
         self.encoding_aes_key = encoding_aes_key
         self.reply_timeout = reply_timeout
@@ -142,7 +169,9 @@ class WeChatInput(InputChannel):
     @property
     def client(self):
         if self._client is None:
-            self._client = CustomerServiceClient(self.app_id, self._app_secret, session=AccessTokenStorage(self.state))
+            self._client = CustomerServiceClient(
+                self.app_id, self._app_secret, session=AccessTokenStorage(self.state), base_url=self.api_base_url
+            )
         return self._client
 
     def _signature_ok(self, request: Request) -> bool:

@@ -11,6 +11,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
@@ -41,11 +42,13 @@ AVAILABLE_WINDOW_SECONDS = 90
 # A rating this long after a hand-back still counts for the agent who served.
 RATING_WINDOW_MINUTES = 60
 
+# Shortcuts are what agents type after `/` (Chinese through the IME, or pinyin
+# initials an admin adds) and the chips' labels.
 DEFAULT_CANNED_REPLIES = (
-    ("hi", "您好，我是人工客服，很高兴为您服务，请问有什么可以帮您？"),
-    ("wait", "好的，我帮您查一下，请稍等片刻～"),
-    ("sorry", "非常抱歉给您带来不便，我们会尽快为您处理。"),
-    ("bye", "感谢您的耐心，还有其他问题随时联系我们，祝您生活愉快！"),
+    ("问候", "您好，我是人工客服，很高兴为您服务，请问有什么可以帮您？"),
+    ("稍等", "好的，我帮您查一下，请稍等片刻～"),
+    ("致歉", "非常抱歉给您带来不便，我们会尽快为您处理。"),
+    ("结束", "感谢您的耐心，还有其他问题随时联系我们，祝您生活愉快！"),
 )
 
 
@@ -92,6 +95,28 @@ class HandoffRow:
     claimed_at: datetime | None
     left_message: bool
     tags: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, h: HandoffRequest, claimed_by_name: str | None = None) -> HandoffRow:
+        return cls(
+            h.id,
+            h.conversation_id,
+            h.reason,
+            h.status,
+            h.created_at,
+            h.claimed_by,
+            claimed_by_name,
+            h.claimed_at,
+            bool(h.left_message),
+        )
+
+
+@dataclass(frozen=True)
+class Staffing:
+    """Whether the console is used at all (any staff account) and whether an agent is there now."""
+
+    in_use: bool
+    available: bool
 
 
 def within_service_hours(now: datetime | None = None) -> bool:
@@ -219,51 +244,50 @@ class ConsoleStore:
         with self._session() as s:
             s.execute(update(StaffAccount).where(StaffAccount.id == staff_id).values(last_seen_at=None))
 
-    def console_in_use(self) -> bool:
-        """A shop without staff accounts keeps the queue message of before the console."""
+    def staffing(self) -> Staffing:
+        """One query for the hand-off action: are there staff accounts, and is
+        an agent's console open (seen within AVAILABLE_WINDOW_SECONDS)? A shop
+        without staff accounts keeps the queue message of before the console."""
+        since = utcnow() - timedelta(seconds=AVAILABLE_WINDOW_SECONDS)
         try:
             with self._session() as s:
-                return s.execute(select(StaffAccount.id).limit(1)).first() is not None
+                accounts, available = s.execute(
+                    select(
+                        func.count(StaffAccount.id),
+                        func.count(StaffAccount.id).filter(
+                            StaffAccount.last_seen_at >= since, StaffAccount.disabled.is_(False)
+                        ),
+                    )
+                ).one()
         except ShopUnavailable as exc:  # e.g. a shop's own database without the console's tables
             logger.warning("agent console tables unavailable, hand-offs queue without it: %s", exc)
-            return False
-
-    def agents_available(self) -> bool:
-        since = utcnow() - timedelta(seconds=AVAILABLE_WINDOW_SECONDS)
-        with self._session() as s:
-            return (
-                s.execute(
-                    select(func.count(StaffAccount.id)).where(
-                        StaffAccount.last_seen_at >= since, StaffAccount.disabled.is_(False)
-                    )
-                ).scalar_one()
-                > 0
-            )
+            return Staffing(False, False)
+        return Staffing(accounts > 0, available > 0)
 
     # --- hand-offs ----------------------------------------------------------
     def open_handoffs(self) -> list[HandoffRow]:
         """Waiting ones oldest first, then those being served."""
+        return self._handoffs(
+            HandoffRequest.status.in_(("waiting", "taken")),
+            HandoffRequest.status.desc(),
+            HandoffRequest.created_at,
+            HandoffRequest.id,
+        )
+
+    def handoff(self, handoff_id: int) -> HandoffRow | None:
+        """One hand-off, whatever its status."""
+        return next(iter(self._handoffs(HandoffRequest.id == handoff_id)), None)
+
+    def _handoffs(self, where: Any, *order_by: Any) -> list[HandoffRow]:
+        """Hand-offs with the name of the agent holding each and their conversations' tags."""
         with self._session() as s:
             rows = s.execute(
                 select(HandoffRequest, StaffAccount.name)
                 .outerjoin(StaffAccount, StaffAccount.id == HandoffRequest.claimed_by)
-                .where(HandoffRequest.status.in_(("waiting", "taken")))
-                .order_by(HandoffRequest.status.desc(), HandoffRequest.created_at, HandoffRequest.id)
+                .where(where)
+                .order_by(*order_by)
             ).all()
-            handoffs = [
-                HandoffRow(
-                    h.id,
-                    h.conversation_id,
-                    h.reason,
-                    h.status,
-                    h.created_at,
-                    h.claimed_by,
-                    name,
-                    h.claimed_at,
-                    bool(h.left_message),
-                )
-                for h, name in rows
-            ]
+            handoffs = [HandoffRow.of(h, name) for h, name in rows]
             if handoffs:
                 tags = s.execute(
                     select(CustomerTag.conversation_id, CustomerTag.tag)
@@ -276,26 +300,6 @@ class ConsoleStore:
                 for h in handoffs:
                     h.tags = by_conversation.get(h.conversation_id, [])
             return handoffs
-
-    def handoff(self, handoff_id: int) -> HandoffRow | None:
-        return next((h for h in self.open_handoffs() if h.id == handoff_id), None) or self._closed(handoff_id)
-
-    def _closed(self, handoff_id: int) -> HandoffRow | None:
-        with self._session() as s:
-            h = s.get(HandoffRequest, handoff_id)
-            if h is None:
-                return None
-            return HandoffRow(
-                h.id,
-                h.conversation_id,
-                h.reason,
-                h.status,
-                h.created_at,
-                h.claimed_by,
-                None,
-                h.claimed_at,
-                bool(h.left_message),
-            )
 
     def claim(self, handoff_id: int, staff_id: int) -> ClaimResult:
         """Exactly one agent wins: the update only matches a waiting row."""
@@ -359,24 +363,7 @@ class ConsoleStore:
 
     def due_for_update(self) -> list[HandoffRow]:
         """Waiting too long, not told yet, and not a 留言 (they were told already)."""
-        before = utcnow() - timedelta(seconds=handoff_update_seconds())
-        with self._session() as s:
-            rows = (
-                s.execute(
-                    select(HandoffRequest).where(
-                        HandoffRequest.status == "waiting",
-                        HandoffRequest.created_at <= before,
-                        HandoffRequest.reminded_at.is_(None),
-                        HandoffRequest.left_message.is_(False),
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            return [
-                HandoffRow(h.id, h.conversation_id, h.reason, h.status, h.created_at, None, None, None, False)
-                for h in rows
-            ]
+        return self._waiting_unreminded(timedelta(seconds=handoff_update_seconds()), left_message=False)
 
     def stale_left_messages(self) -> list[HandoffRow]:
         """留言 nobody took within KEFU_LEFT_MESSAGE_HOURS: the bot answers again
@@ -385,24 +372,20 @@ class ConsoleStore:
             hours = max(1, int(os.environ.get("KEFU_LEFT_MESSAGE_HOURS", "12")))
         except ValueError:
             hours = 12
-        before = utcnow() - timedelta(hours=hours)
+        return self._waiting_unreminded(timedelta(hours=hours), left_message=True)
+
+    def _waiting_unreminded(self, waited: timedelta, *, left_message: bool) -> list[HandoffRow]:
+        """Hand-offs (or 留言 tasks) waiting for longer than `waited` and not yet followed up."""
         with self._session() as s:
-            rows = (
-                s.execute(
-                    select(HandoffRequest).where(
-                        HandoffRequest.status == "waiting",
-                        HandoffRequest.created_at <= before,
-                        HandoffRequest.reminded_at.is_(None),
-                        HandoffRequest.left_message.is_(True),
-                    )
+            rows = s.execute(
+                select(HandoffRequest).where(
+                    HandoffRequest.status == "waiting",
+                    HandoffRequest.created_at <= utcnow() - waited,
+                    HandoffRequest.reminded_at.is_(None),
+                    HandoffRequest.left_message.is_(left_message),
                 )
-                .scalars()
-                .all()
-            )
-            return [
-                HandoffRow(h.id, h.conversation_id, h.reason, h.status, h.created_at, None, None, None, True)
-                for h in rows
-            ]
+            ).scalars()
+            return [HandoffRow.of(h) for h in rows]
 
     def mark_updated(self, handoff_id: int) -> bool:
         """True only for the first caller: the update is sent once."""

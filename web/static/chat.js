@@ -86,7 +86,12 @@
     } else {
       if (m.text) {
         var b = row("bot");
-        if (m.agent) { b.classList.add("agent"); b.querySelector(".avatar").alt = "人工客服"; }
+        if (m.agent) {
+          // A person answers now: the customer sees who, above the message.
+          b.classList.add("agent");
+          b.querySelector(".avatar").alt = "人工客服";
+          messages.appendChild(el("div", "agent-name", "人工客服 " + m.agent));
+        }
         var bubble = el("div", "bubble", m.text);
         if (m.image) { var img = el("img", "inline"); img.src = m.image; bubble.appendChild(img); }
         b.appendChild(bubble);

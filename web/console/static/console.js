@@ -23,10 +23,11 @@
     if (method !== "GET") { headers["Content-Type"] = "application/json"; headers["X-CSRF-Token"] = me ? me.csrf : ""; }
     return fetch(path, { method: method, headers: headers, credentials: "same-origin",
                          body: body ? JSON.stringify(body) : undefined })
+      .catch(function () { throw new Error("网络连接失败，请稍后重试"); })
       .then(function (r) {
         if (r.status === 401) { location.href = "/console/login"; throw new Error("请先登录"); }
         return r.json().catch(function () { return {}; }).then(function (data) {
-          if (!r.ok) throw new Error(data.error || ("HTTP " + r.status));
+          if (!r.ok) throw new Error(data.error || ("请求失败（" + r.status + "）"));
           return data;
         });
       });
@@ -218,7 +219,11 @@
     var word = value.slice(1).toLowerCase();
     var menu = $("canned-menu");
     clear(menu);
-    canned.filter(function (c) { return c.shortcut.toLowerCase().indexOf(word) === 0; }).forEach(function (c) {
+    // "/" alone lists them all; "/稍" or "/sd" first those whose shortcut starts so, then those whose text has it.
+    function starts(c) { return c.shortcut.toLowerCase().indexOf(word) === 0; }
+    canned.filter(starts).concat(canned.filter(function (c) {
+      return word && !starts(c) && c.text.indexOf(word) >= 0;
+    })).forEach(function (c) {
       var li = el("li", "", "/" + c.shortcut + "  " + c.text);
       li.onclick = function () { $("reply").value = c.text; hideMenu(); $("reply").focus(); };
       menu.appendChild(li);
