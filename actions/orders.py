@@ -379,6 +379,8 @@ class ActionHandleOrderRequest(Action):
         item = match_item(order, tracker.get_slot("item"))
         refusal = tracker.get_slot("refusal")
         if refusal:
+            # Counted by rule like a refused submission (the dashboard's 被规则拒绝).
+            await call(order_service().record_refusal, tracker.sender_id, request, order, refusal)
             refuse(dispatcher, refusal, order, item)
             return events
         resolved = await getattr(self, f"_handle_{request.value}")(dispatcher, tracker, order, item)

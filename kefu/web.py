@@ -49,6 +49,7 @@ from kefu.console.rasa import (
 from kefu.console.store import ConsoleStore, SignedIn
 from kefu.db.engine import DatabaseError, ensure_schema, utcnow
 from kefu.exposure import demo_login_allowed
+from kefu.faq import MAX_ANSWER_CHARS as MAX_FAQ_ANSWER_CHARS, FaqAnswerStore, domain_faq_answers
 from kefu.notices.store import NoticeStore
 from kefu.notices.web import NoticeRelay, notice_event, notice_topic, register_campaigns, register_notice_events
 from kefu.shop.formatting import (
@@ -851,6 +852,67 @@ def register_console(app: Sanic) -> None:
     @api(admin=True, changes=True)
     async def delete_canned(_: Request, who: SignedIn, reply_id: int) -> HTTPResponse:
         await db(store.delete_canned_reply, reply_id)
+        return as_json({"ok": True})
+
+    # FAQ answers (常见问题答案): admins edit the texts the bot gives for the
+    # faq questions; the bot reads them when it answers (kefu/faq_nlg.py).
+    faq_store = FaqAnswerStore()
+
+    def faq_items() -> list[dict]:
+        edited = faq_store.edited()
+        items = []
+        for key, default in domain_faq_answers().items():
+            text, updated_at, updated_by = edited.get(key, (None, None, None))
+            items.append(
+                {
+                    "key": key,
+                    "label": default.label,
+                    "default": default.text,
+                    "text": text if text is not None else default.text,
+                    "edited": text is not None,
+                    "updated_at": updated_at,
+                }
+            )
+        return items
+
+    @app.get("/console/faq")
+    async def faq_page(request: Request) -> HTTPResponse:
+        who = await signed_in(request)
+        if who is None:
+            return response.redirect("/console/login")
+        if who.staff.role != "admin":
+            return response.html('<p>需要管理员权限。<a href="/console/">返回工作台</a></p>', status=403)
+        return await response.file(console_root / "faq.html", mime_type="text/html; charset=utf-8")
+
+    @app.get("/console/api/faq")
+    @api(admin=True)
+    async def faq_answers(_: Request, who: SignedIn) -> HTTPResponse:
+        return as_json({"items": await db(faq_items)})
+
+    @app.post("/console/api/faq")
+    @api(admin=True, changes=True)
+    async def save_faq_answer(request: Request, who: SignedIn) -> HTTPResponse:
+        data = body(request)
+        key = str(data.get("key") or "")
+        text = str(data.get("text") or "").strip()
+        if key not in domain_faq_answers():
+            return json_error(404, "没有这个常见问题")
+        if not text:
+            return json_error(400, "答案不能为空；要用默认答案请点“恢复默认”")
+        if len(text) > MAX_FAQ_ANSWER_CHARS:
+            return json_error(400, f"答案最多 {MAX_FAQ_ANSWER_CHARS} 字")
+        await db(faq_store.save, key, text, who.staff.id)
+        logger.info("console: %s edited the FAQ answer %s", who.staff.name, key)
+        return as_json({"ok": True})
+
+    @app.post("/console/api/faq/reset")
+    @api(admin=True, changes=True)
+    async def reset_faq_answer(request: Request, who: SignedIn) -> HTTPResponse:
+        key = str(body(request).get("key") or "")
+        if key not in domain_faq_answers():
+            return json_error(404, "没有这个常见问题")
+        if await db(faq_store.reset, key, who.staff.id):
+            logger.info("console: %s put the FAQ answer %s back to its default", who.staff.name, key)
         return as_json({"ok": True})
 
     # The analytics dashboard (数据分析), behind the same guard.

@@ -189,6 +189,26 @@ def test_order_locked_by_guesses_is_refused_and_handed_to_a_human(shop):
     assert said[0] == "utter_order_lookups_locked" and said[1].startswith("utter_handoff")
 
 
+def test_a_request_refused_at_the_pre_check_is_audited_with_its_rule(shop):
+    case = CASES["delivered_10d"]
+    state = {
+        "order_request": "return",
+        "order_no": case["order_no"],
+        "verified_order": case["order_no"],
+        "phone_tail": case["phone_tail"],
+    }
+    slots, _, _ = run(
+        ValidateOrderForm(),
+        tracker(case["phone_tail"], "inform", slots=state, form=True, set_now={"phone_tail": case["phone_tail"]}),
+    )
+    assert slots["refusal"] == "return_window"
+    _, said, _ = run(ActionHandleOrderRequest(), tracker("", "inform", slots={**state, **slots}))
+    assert said == ["utter_rule_return_window"]
+    # Counted once, by rule, as a refused submission is (the dashboard's 被规则拒绝).
+    refused = [(a["action"], a["outcome"]) for a in shop.rows.audit_log if a["outcome"].startswith("refused:")]
+    assert refused == [("request_return", "refused:return_window")]
+
+
 def test_a_cancellation_is_carried_out_for_the_verified_order(shop):
     case = CASES["paid_unshipped"]
     state = {

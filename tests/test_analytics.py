@@ -122,21 +122,21 @@ def shop_records(engine) -> None:
                     conversation_id="web-d",
                     action="verify_phone_tail",
                     order_id=1,
-                    outcome="wrong",
+                    outcome="wrong_tail",
                 ),
                 AuditLog(
                     happened_at=D(2026, 11, 4, 1, 0, 40),
                     conversation_id="web-d",
                     action="verify_phone_tail",
                     order_id=1,
-                    outcome="ok",
+                    outcome="verified",
                 ),
                 AuditLog(
                     happened_at=D(2026, 11, 4, 1, 0, 41),
                     conversation_id="web-d",
                     action="verify_phone_tail",
                     order_id=1,
-                    outcome="ok",
+                    outcome="verified",
                 ),
                 AuditLog(
                     happened_at=D(2026, 11, 4, 1, 0, 50),
@@ -303,8 +303,8 @@ def test_every_figure_of_a_fixed_week(analytics_db):
     }
     assert figures["order_lookups"] == [
         {"action": "lock_order_lookups", "outcome": "locked", "times": 1},
-        {"action": "verify_phone_tail", "outcome": "ok", "times": 2},
-        {"action": "verify_phone_tail", "outcome": "wrong", "times": 1},
+        {"action": "verify_phone_tail", "outcome": "verified", "times": 2},
+        {"action": "verify_phone_tail", "outcome": "wrong_tail", "times": 1},
     ]
     assert figures["tickets"] == [
         {"kind": "complaint", "status": "open", "tickets": 1},
@@ -467,3 +467,55 @@ def test_inside_an_event_loop_a_turns_events_are_written_together(tmp_path):
     import json
 
     assert [json.loads(text) for text in stored] == events
+
+
+@pytest.mark.slow  # Rasa's YAML reader: about a second to import
+def test_a_not_understood_group_can_become_an_faq_answers_training_data(analytics_db, tmp_path):
+    import yaml
+    from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLReader
+
+    from kefu.analytics.review import decide, export_reviewed, known_intents
+
+    assert {"faq/shipping_policy", "faq/invoice"} <= known_intents()
+    out = tmp_path / "reviewed.yml"
+    # Nothing assigned yet: a file Rasa reads (an empty list, not `nlu:` with nothing).
+    assert export_reviewed(analytics_db, out) == 0
+    assert RasaYAMLReader().read(out).training_examples == []
+    with pytest.raises(ValueError):
+        decide(analytics_db, "asdf", intent="faq/no_such_answer", ignored=False, staff_id=None)
+    decide(analytics_db, "asdf", intent="faq/shipping_policy", ignored=False, staff_id=None)
+    assert export_reviewed(analytics_db, out) == 3
+    data = yaml.safe_load(out.read_text(encoding="utf-8"))
+    assert data["nlu"] == [{"intent": "faq/shipping_policy", "examples": "- asdf\n- asdf!\n- ＡＳＤＦ\n"}]
+    # A retrieval intent's examples, as Rasa reads them for the ResponseSelector.
+    examples = RasaYAMLReader().read(out).training_examples
+    assert {(e.get("intent"), e.get("intent_response_key")) for e in examples} == {("faq", "faq/shipping_policy")}
+
+
+def test_reply_percentiles_are_the_same_read_along_either_index(analytics_db, monkeypatch):
+    import kefu.analytics.figures as figures
+
+    expected = compute(analytics_db, WEEK)["totals"]
+    monkeypatch.setattr(figures, "SORT_FEWER_THAN", 0)  # a busy month's path: along the reply-time index
+    along = compute(analytics_db, WEEK)["totals"]
+    assert (along["response_p50_seconds"], along["response_p95_seconds"]) == (0.5, 1.0)
+    assert (expected["response_p50_seconds"], expected["response_p95_seconds"]) == (0.5, 1.0)
+
+
+@pytest.mark.slow  # two demo months
+def test_the_demo_month_is_deterministic(tmp_path):
+    from kefu.analytics.demo import generate_demo_month
+
+    day = date(2026, 11, 28)
+    month = Period(day - timedelta(days=30), day)
+    engine = make_engine(f"sqlite:///{tmp_path / 'shop.sqlite3'}")
+    ensure_schema(engine)
+    generate_demo_month(engine, today=day)
+    first = compute(engine, month)
+    # Generated again over itself: the previous demo rows are forgotten and
+    # the same month comes back, figure for figure (nothing doubled).
+    generate_demo_month(engine, today=day)
+    assert compute(engine, month) == first
+    totals = first["totals"]
+    assert totals["conversations"] > 1000 and totals["user_messages"] > 3000
+    assert totals["ratings"] > 0 and first["tickets"] and first["order_lookups"]

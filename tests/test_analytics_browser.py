@@ -46,8 +46,10 @@ def site(demo_shop):
         pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it")
     from kefu.testing import running_web
 
-    # No Rasa is needed for the dashboard: an address nobody answers.
-    with running_web(demo_shop[0], "http://127.0.0.1:9") as origin:
+    # No Rasa is needed for the dashboard: an address nobody answers. The
+    # export button writes into the test's directory, not data/nlu/.
+    reviewed = Path(demo_shop[0].removeprefix("sqlite:///")).parent / "reviewed.yml"
+    with running_web(demo_shop[0], "http://127.0.0.1:9", extra_env={"KEFU_REVIEWED_NLU": str(reviewed)}) as origin:
         yield origin
 
 
@@ -93,8 +95,13 @@ def test_dashboard_draws_the_demo_month_and_follows_the_date_range(site, demo_sh
         first.locator("select").select_option("out_of_scope")
         first.locator("button", has_text="归类").click()
         first.locator(".review-state", has_text="已归类").wait_for(timeout=10000)
+        # The button of `kefu nlu export-reviewed`.
+        page.click("#export-reviewed")
+        page.locator("#export-state", has_text="已写出").wait_for(timeout=10000)
         page.locator("#review").screenshot(path=str(ARTIFACTS / "analytics-review.png"))
         browser.close()
+    reviewed = Path(demo_shop[0].removeprefix("sqlite:///")).parent / "reviewed.yml"
+    assert "- intent: out_of_scope" in reviewed.read_text(encoding="utf-8")
     assert errors == []
     from kefu.analytics.figures import Period
     from kefu.analytics.review import unanswered
@@ -190,3 +197,37 @@ def test_kefu_report_opens_offline_with_its_charts(demo_shop, tmp_path):
         assert [u for u in requested if not u.startswith("file:")] == []
         page.screenshot(path=str(ARTIFACTS / "analytics-report.png"), full_page=True)
         browser.close()
+
+
+def test_an_admin_edits_an_faq_answer_on_its_page(site, demo_shop):
+    from playwright.sync_api import sync_playwright
+
+    from kefu.faq import FaqAnswerStore, domain_faq_answers
+
+    edited = "🧾 发票说明（已修改）：电子发票签收后自动开具。"
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = browser.new_context(viewport={"width": 1200, "height": 1000}, locale="zh-CN").new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"{site}/console/faq")
+        page.fill("#name", ADMIN)
+        page.fill("#password", PASSWORD)
+        page.click("#login-submit")
+        page.wait_for_url(f"{site}/console/")
+        assert page.locator("#faq-link").is_visible()
+        page.click("#faq-link")
+        page.wait_for_selector("body[data-loaded]", timeout=20000)
+        assert page.locator(".faq-item").count() == len(domain_faq_answers())
+        invoice = page.locator('.faq-item[data-key="invoice"]')
+        assert invoice.locator("textarea").input_value() == domain_faq_answers()["invoice"].text
+        invoice.locator("textarea").fill(edited)
+        invoice.locator("button", has_text="保存").click()
+        page.locator('.faq-item[data-key="invoice"] .faq-state', has_text="已修改").wait_for(timeout=10000)
+        page.screenshot(path=str(ARTIFACTS / "faq-answers.png"), full_page=True)
+        assert FaqAnswerStore(demo_shop[1]).text_for("invoice") == edited
+        page.locator('.faq-item[data-key="invoice"] button', has_text="恢复默认").click()
+        page.locator('.faq-item[data-key="invoice"] .faq-state', has_text="默认答案").wait_for(timeout=10000)
+        browser.close()
+    assert errors == []
+    assert FaqAnswerStore(demo_shop[1]).text_for("invoice") is None

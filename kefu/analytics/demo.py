@@ -222,7 +222,7 @@ def generate_demo_month(
                     conversation_id=script.sender_id,
                     action="verify_phone_tail",
                     order_id=None,
-                    outcome="wrong" if wrong else "ok",
+                    outcome="wrong_tail" if wrong else "verified",  # Verification values (kefu.shop.service)
                 )
             )
         if kind == "return":

@@ -5,6 +5,7 @@ data (data/nlu/reviewed.yml), masked, for the next `make train`."""
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import datetime
 from pathlib import Path
@@ -17,20 +18,25 @@ from sqlalchemy.engine import Engine
 from kefu.analytics import store
 from kefu.analytics.figures import Period
 from kefu.db.engine import utcnow
+from kefu.faq import domain_faq_answers
 from kefu.shop.formatting import mask_phone
 from kefu.shop.privacy import mask_sensitive
 
 ROOT = Path(__file__).resolve().parents[2]
+# Where the console's button writes (the command takes --out); tests point it elsewhere.
+REVIEWED_NLU = Path(os.environ.get("KEFU_REVIEWED_NLU") or ROOT / "data" / "nlu" / "reviewed.yml")
 PHONE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
 CONTEXT_TURNS = 2
 
 
 def known_intents(domain_dir: Path = ROOT / "domain") -> set[str]:
+    """The domain's intents, and `faq/<key>` for every FAQ answer: a group
+    assigned to one becomes training data of that answer (a retrieval intent)."""
     intents: set[str] = set()
     for path in sorted(domain_dir.glob("*.yml")):
         for item in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("intents", []) or []:
             intents.add(next(iter(item)) if isinstance(item, dict) else str(item))
-    return intents
+    return intents | {f"faq/{key}" for key in domain_faq_answers(domain_dir)}
 
 
 def masked(text: str) -> str:
@@ -121,7 +127,8 @@ def export_reviewed(engine: Engine, out: Path) -> int:
         "# Written by `kefu nlu export-reviewed` from the messages the bot did not understand,",
         f"# as assigned by an admin in the console ({datetime.utcnow():%Y-%m-%d %H:%M} UTC). Masked.",
         'version: "3.1"',
-        "nlu:",
+        # An empty list, not null: Rasa's schema refuses `nlu:` with nothing under it.
+        "nlu:" if examples else "nlu: []",
     ]
     for intent in sorted(examples):
         lines += [f"- intent: {intent}", "  examples: |"]

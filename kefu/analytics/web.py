@@ -21,12 +21,20 @@ from sanic.response import HTTPResponse
 from kefu.analytics.consumer import SQLBrokerConsumer
 from kefu.analytics.figures import CHINA_OFFSET, Period, compute
 from kefu.analytics.report import TABLE_COLUMNS, csv_tables
-from kefu.analytics.review import decide, known_intents, unanswered
+from kefu.analytics.review import REVIEWED_NLU, ROOT, decide, export_reviewed, known_intents, unanswered
 from kefu.db.engine import get_engine
 
 logger = logging.getLogger(__name__)
 PAGE = Path(__file__).resolve().parents[2] / "web" / "console" / "analytics.html"
 LONGEST_RANGE_DAYS = 366
+
+
+def _shown(path: Path) -> str:
+    """A path as the admin knows it: relative to the project when inside it."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def period_from(request: Request) -> Period | str:
@@ -129,6 +137,14 @@ def register_dashboard(
         except ValueError:
             return json_error(400, "没有这个意图")
         return as_json({"ok": True})
+
+    @app.post("/console/api/analytics/export-reviewed")
+    @api(admin=True, changes=True)
+    async def analytics_export_reviewed(request: Request, who: Any) -> HTTPResponse:
+        # The button of `kefu nlu export-reviewed`: the file the next `make train` reads.
+        count = await db(export_reviewed, get_engine(), REVIEWED_NLU)
+        logger.info("console: %s wrote %s reviewed examples to %s", who.staff.name, count, REVIEWED_NLU)
+        return as_json({"ok": True, "examples": count, "path": _shown(REVIEWED_NLU)})
 
     @app.get("/console/api/analytics.csv")
     @api()

@@ -28,7 +28,7 @@ from kefu.shop.errors import ShopUnavailable
 logger = logging.getLogger(__name__)
 
 # Bump when the models change, and add a step to MIGRATIONS below.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -260,11 +260,20 @@ def _notices_tables(conn) -> None:
         raise DatabaseError(f"schema step 4: tables {sorted(missing)} were not created")
 
 
+def _add_faq_answers(conn) -> None:
+    """FAQ answers editable in the console (kefu/faq.py). create_all has
+    made the table already; checkfirst keeps the step safe to re-run."""
+    from kefu.db.models import FaqAnswer
+
+    FaqAnswer.__table__.create(conn, checkfirst=True)
+
+
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     # version reached: step that brings the previous version to it
     2: _migrate_to_2,
     3: _index_audit_log_by_order_action_time,
     4: _notices_tables,
+    5: _add_faq_answers,
 }
 
 

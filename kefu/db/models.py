@@ -354,6 +354,20 @@ class CannedReply(Base):
     updated_at = Column(DateTime, nullable=False)
 
 
+class FaqAnswer(Base):
+    """An admin's text for one FAQ answer (the key of a domain response
+    utter_faq/<key>). Only edited answers have a row: the domain's text is
+    the default, so a better default written in domain/ still reaches every
+    answer nobody edited."""
+
+    __tablename__ = "faq_answers"
+
+    key = Column(String(64), primary_key=True)
+    text = Column(Text, nullable=False)
+    updated_at = Column(DateTime, nullable=False)
+    updated_by = Column(Integer, nullable=True)  # staff_accounts.id
+
+
 class SchemaVersion(Base):
     """One row: the schema version this database was created or migrated to."""
 

@@ -235,6 +235,16 @@ class OrderService:
             return Prepared(item)
         return Prepared(item, None if decision else decision.rule)
 
+    def record_refusal(self, conversation_id: str, request: OrderRequest, order: OrderView, rule: str) -> None:
+        """A request a rule refused at the pre-check (the customer is told
+        before anything is submitted): audited as a refused submission is,
+        so that refusals are counted by rule wherever they happen."""
+        action = {OrderRequest.CANCEL: "cancel_order", OrderRequest.CHANGE_ADDRESS: "change_address"}.get(
+            request, f"request_{request.value}"
+        )
+        with self.repository.unit_of_work():
+            self._audit(conversation_id, action, order, f"refused:{rule}")
+
     def recent_orders(self, conversation_id: str, customer_id: int, limit: int = 5) -> list[OrderView]:
         """A logged-in customer's orders (never offered after a phone-tail
         verification, which unlocks one order only)."""

@@ -13,7 +13,8 @@
     verify_phone_tail: "验证手机尾号", find_order: "按订单号查询", find_order_by_tracking_no: "按运单号查询",
     lock_order_lookups: "锁定查询"
   };
-  var OUTCOMES = { ok: "验证通过", wrong: "尾号错误", locked: "已锁定", found: "找到", not_found: "未找到",
+  // The outcomes kefu.shop.service writes (Verification, find_order).
+  var OUTCOMES = { verified: "验证通过", wrong_tail: "尾号错误", locked: "已锁定", found: "找到", not_found: "未找到",
                    other_customer: "他人订单" };
   var KINDS = { "return": "退货", exchange: "换货", refund: "退款", repair: "维修", complaint: "投诉" };
   var STATUSES = { open: "待处理", approved: "已受理", rejected: "已拒绝", in_progress: "处理中", closed: "已关闭" };

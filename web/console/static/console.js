@@ -308,6 +308,7 @@
     $("me").textContent = data.name + "（" + (data.role === "admin" ? "管理员" : "客服") + "）";
     $("manage-canned").hidden = data.role !== "admin";
     $("campaigns-link").hidden = data.role !== "admin";
+    $("faq-link").hidden = data.role !== "admin";
     listen();
     return Promise.all([loadQueue(), loadCanned()]);
   }).catch(function (e) { notice(e.message); });

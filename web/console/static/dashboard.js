@@ -104,6 +104,18 @@
     });
   }
 
+  $("export-reviewed").addEventListener("click", function () {
+    fetch("/console/api/analytics/export-reviewed", {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": me ? me.csrf : "" }
+    }).then(function (r) { return r.json().then(function (data) { return { ok: r.ok, data: data }; }); })
+      .then(function (res) {
+        $("export-state").textContent = res.ok
+          ? "已写出 " + res.data.examples + " 条到 " + res.data.path + "，下次 make train 时使用"
+          : (res.data.error || "写出失败");
+      }, function () { $("export-state").textContent = "写出失败"; });
+  });
+
   function range(days) {
     var today = chinaToday();
     $("to").value = today;
