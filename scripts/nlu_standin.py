@@ -2,7 +2,7 @@
 
 A Rasa training takes 5-15 minutes on the shared machine and cross-validation
 five of them. This trains a logistic regression (balanced class weights,
-C=1, as Rasa's LogisticRegressionClassifier in config.yml) on the same features as the
+C=10, as the intent classifier in config.yml) on the same features as the
 pipeline (jieba word counts, `char_wb` 2-3-grams over the space-joined
 tokens, TF-IDF character 1-3-grams over the request text, the multilingual
 USE v3 sentence vector), with the same normaliser and pleasantry filter, in
@@ -161,7 +161,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-encoder", action="store_true")
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--c", type=float, default=1.0, help="inverse regularisation (1.0 as in Rasa's classifier)")
+    parser.add_argument("--c", type=float, default=10.0, help="inverse regularisation (config.yml: 10)")
     parser.add_argument(
         "--intents",
         default="product_spec,payment_failed,complaint,shipping_policy,thank,promotions,aftersales_status,order_status",
