@@ -23,6 +23,8 @@ from kefu.nlu.pleasantry import content_span, request_text
         ("查物流 谢谢🙏", "查物流"),
         ("帮我接一下人工吧 谢谢亲", "帮我接一下人工吧"),
         ("你好 帮我取消订单 麻烦了", "帮我取消订单"),
+        ("帮我查下物流 万分感谢", "帮我查下物流"),
+        ("好的 物流信息我看到了 谢谢你", "好的 物流信息我看到了"),
     ],
 )
 def test_the_request_is_found_inside_pleasantries(text: str, expected: str) -> None:
@@ -46,6 +48,11 @@ def test_the_request_is_found_inside_pleasantries(text: str, expected: str) -> N
         "明白了 太感谢了亲",
         "那行 麻烦你了 谢谢哈",
         "收到 谢谢",
+        # A statement that closes the question is no request: still a thank-you.
+        "好的 我知道了 谢谢您",
+        "好的 我没有别的问题了 谢谢",
+        "嗯 那我再等等 谢谢啦",
+        "好的 收到了 万分感谢",
         # Not a pleasantry at all, or 亲/hi/客服 inside a word.
         "亲子装有吗",
         "hifi耳机推荐",
