@@ -371,13 +371,22 @@ def running_topology(
         yield topology
     finally:
         # Ctrl-C, as an operator would: prod.sh stops everything it started.
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
+        # A process started in the background of a non-interactive shell
+        # inherits SIGINT ignored, and bash cannot trap an ignored signal
+        # (the soak once left every server running): then SIGTERM, which
+        # prod.sh traps the same way. SIGKILL last: its servers run in
+        # sessions of their own and would be left behind.
+        for stop, seconds in ((signal.SIGINT, 30), (signal.SIGTERM, 90)):
+            if process.poll() is not None:
+                break
+            process.send_signal(stop)
             try:
-                process.wait(90)
+                process.wait(seconds)
             except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(10)
+                continue
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
         try:
             delete_rabbitmq_route(RABBITMQ_URL, env["KEFU_PROD_RABBITMQ_EXCHANGE"], env["KEFU_PROD_RABBITMQ_QUEUE"])
         except Exception as exc:  # noqa: BLE001 - a leftover queue is reported, not fatal
