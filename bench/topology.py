@@ -61,7 +61,7 @@ def servers(topology) -> dict[str, int]:
     return {
         path.stem: int(path.read_text())
         for path in sorted((topology.workdir / "run").glob("*.pid"))
-        if path.stem.startswith(("rasa", "actions"))
+        if path.stem.startswith(("rasa", "actions", "analytics"))
     }
 
 

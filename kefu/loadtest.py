@@ -167,6 +167,39 @@ def stored_turn_ids(redis_client, senders: set[str], key_prefix: str = "kefu:tra
     return counts
 
 
+def user_events_by_sender(redis_client, senders: set[str], key_prefix: str = "kefu:tracker:") -> dict[str, int]:
+    """sender -> user events in the Redis conversation store (what the event
+    broker must have delivered to analytics, one row each)."""
+    counts = {}
+    for sender in senders:
+        texts = redis_client.lrange(f"{key_prefix}events:{sender}", 0, -1)
+        counts[sender] = sum(json.loads(text).get("event") == "user" for text in texts)
+    return counts
+
+
+def analytics_turns_by_sender(database_url: str, senders: set[str]) -> dict[str, int]:
+    """sender -> rows in analytics_user_turns (written by the RabbitMQ consumer)."""
+    from sqlalchemy import create_engine, func, select
+
+    from kefu.analytics.store import user_turns
+
+    engine = create_engine(database_url, future=True)
+    counts = dict.fromkeys(senders, 0)
+    try:
+        with engine.connect() as conn:
+            ordered = sorted(senders)
+            for start in range(0, len(ordered), 500):
+                rows = conn.execute(
+                    select(user_turns.c.sender_id, func.count())
+                    .where(user_turns.c.sender_id.in_(ordered[start : start + 500]))
+                    .group_by(user_turns.c.sender_id)
+                )
+                counts.update({sender: count for sender, count in rows})
+    finally:
+        engine.dispose()
+    return counts
+
+
 def lost_and_doubled(result: LoadResult, stored: dict[str, int]) -> tuple[int, int]:
     """Turns answered (not with the apology) but missing from the store;
     turns stored more than once. A turn answered with the apology because
@@ -179,6 +212,40 @@ def lost_and_doubled(result: LoadResult, stored: dict[str, int]) -> tuple[int, i
 # -- the production topology, started by scripts/prod.sh -------------------
 
 
+RABBITMQ_URL = os.environ.get("KEFU_PROD_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+def rabbitmq_problem(url: str = RABBITMQ_URL) -> str | None:
+    """Why RabbitMQ cannot be used at `url`, or None when it answers."""
+    import aio_pika
+
+    async def probe() -> None:
+        connection = await aio_pika.connect(url, timeout=5)
+        await connection.close()
+
+    try:
+        asyncio.run(probe())
+    except Exception as exc:  # noqa: BLE001 - any failure is the reason
+        return f"RabbitMQ not reachable at {url.split('@')[-1]}: {type(exc).__name__}: {exc}"
+    return None
+
+
+def delete_rabbitmq_route(url: str, exchange: str, queue: str) -> None:
+    """Delete a topology's own exchange and durable queue (tests, benchmarks)."""
+    import aio_pika
+
+    async def delete() -> None:
+        connection = await aio_pika.connect(url, timeout=10)
+        try:
+            channel = await connection.channel()
+            await channel.queue_delete(queue)
+            await channel.exchange_delete(exchange)
+        finally:
+            await connection.close()
+
+    asyncio.run(delete())
+
+
 @dataclass
 class Topology:
     workdir: Path
@@ -189,7 +256,7 @@ class Topology:
     process: subprocess.Popen
 
     def pid(self, name: str) -> int:
-        """The pid of a supervised server: rasa-1, actions-2, web, nginx."""
+        """The pid of a supervised server: rasa-1, actions-2, web, analytics, nginx."""
         return int((self.workdir / "run" / f"{name}.pid").read_text())
 
     def redis(self):
@@ -251,12 +318,14 @@ def running_topology(
     action_servers: int = 2,
     ready_seconds: float = 400,
 ):
-    """scripts/prod.sh on free ports, a project-owned Redis and `database_url`;
-    stopped with SIGINT (Ctrl-C) at the end."""
+    """scripts/prod.sh on free ports, a project-owned Redis, `database_url`,
+    and an exchange and queue of its own on the RabbitMQ at RABBITMQ_URL
+    (deleted afterwards); stopped with SIGINT (Ctrl-C) at the end."""
     import signal
 
     from kefu.testing import ROOT, free_port
 
+    route = uuid.uuid4().hex[:8]
     env = {
         **os.environ,
         "KEFU_PROD_DIR": str(workdir),
@@ -266,6 +335,9 @@ def running_topology(
         "KEFU_PROD_ACTIONS_LB_PORT": str(free_port()),
         "KEFU_PROD_WEB_PORT": str(free_port()),
         "KEFU_PROD_REDIS_PORT": str(free_port()),
+        "KEFU_PROD_RABBITMQ": RABBITMQ_URL,
+        "KEFU_PROD_RABBITMQ_EXCHANGE": f"kefu-topology-{route}",
+        "KEFU_PROD_RABBITMQ_QUEUE": f"kefu_topology_{route}",
         "DATABASE_URL": database_url,
         "KEFU_MODEL": str(model),
         "KEFU_TOKEN_SECRET": token_secret(),
@@ -299,10 +371,23 @@ def running_topology(
         yield topology
     finally:
         # Ctrl-C, as an operator would: prod.sh stops everything it started.
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
+        # A process started in the background of a non-interactive shell
+        # inherits SIGINT ignored, and bash cannot trap an ignored signal
+        # (the soak once left every server running): then SIGTERM, which
+        # prod.sh traps the same way. SIGKILL last: its servers run in
+        # sessions of their own and would be left behind.
+        for stop, seconds in ((signal.SIGINT, 30), (signal.SIGTERM, 90)):
+            if process.poll() is not None:
+                break
+            process.send_signal(stop)
             try:
-                process.wait(90)
+                process.wait(seconds)
             except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(10)
+                continue
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+        try:
+            delete_rabbitmq_route(RABBITMQ_URL, env["KEFU_PROD_RABBITMQ_EXCHANGE"], env["KEFU_PROD_RABBITMQ_QUEUE"])
+        except Exception as exc:  # noqa: BLE001 - a leftover queue is reported, not fatal
+            print(f"could not delete RabbitMQ queue {env['KEFU_PROD_RABBITMQ_QUEUE']}: {exc}")

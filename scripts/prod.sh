@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # `make prod`: the production topology on one machine (README, "Production
 # topology"): nginx in front of two Rasa replicas and two action servers,
-# the chat page, PostgreSQL for the shop, Redis (append-only) for
-# conversations and locks. Health-checked at start; a replica or action
-# server that dies is started again; Ctrl-C stops all of it.
+# the chat page, PostgreSQL for the shop and the analytics store, Redis
+# (append-only) for conversations and locks, RabbitMQ as Rasa's event
+# broker with the analytics consumer. Health-checked at start; a replica,
+# action server or consumer that dies is started again; Ctrl-C stops all of it.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$KEFU_ROOT"
@@ -18,6 +19,13 @@ WEB_PORT="${KEFU_PROD_WEB_PORT:-8081}"
 # persistence on KEFU_PROD_REDIS_PORT; "host:port" uses one that runs already.
 REDIS="${KEFU_PROD_REDIS:-own}"
 REDIS_OWN_PORT="${KEFU_PROD_REDIS_PORT:-6380}"
+# RabbitMQ: Rasa's event broker (deploy/endpoints.yml). This topology's own
+# exchange and queue, so that another Kefu on the same server (a test, a
+# second topology) neither receives its events nor sends it theirs; a vhost
+# of its own, where one is set up, goes at the end of the URL.
+export KEFU_RABBITMQ_URL="${KEFU_PROD_RABBITMQ:-amqp://guest:guest@127.0.0.1:5672/}"
+export KEFU_RABBITMQ_EXCHANGE="${KEFU_PROD_RABBITMQ_EXCHANGE:-kefu-prod}"
+export KEFU_RABBITMQ_QUEUE="${KEFU_PROD_RABBITMQ_QUEUE:-kefu_prod_analytics}"
 PROD_DIR="$(mkdir -p "${KEFU_PROD_DIR:-$KEFU_ROOT/var/prod}" && cd "${KEFU_PROD_DIR:-$KEFU_ROOT/var/prod}" && pwd)"
 LOG_DIR="$PROD_DIR/log"
 RUN_DIR="$PROD_DIR/run"
@@ -146,7 +154,38 @@ fi
 for _ in $(seq 50); do redis-cli -h "$KEFU_REDIS_HOST" -p "$KEFU_REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 redis-cli -h "$KEFU_REDIS_HOST" -p "$KEFU_REDIS_PORT" ping >/dev/null 2>&1 || die "Redis does not answer at $KEFU_REDIS_HOST:$KEFU_REDIS_PORT"
 
-# -- action servers, Rasa replicas, chat page -----------------------------
+# -- RabbitMQ -------------------------------------------------------------
+# Rasa's pika broker takes the address, user and password apart; the probe
+# stops here, with the reason, rather than after Rasa's 20 connection attempts.
+rabbitmq_settings="$("$PY" - "$KEFU_RABBITMQ_URL" <<'EOF'
+import asyncio, shlex, sys
+from urllib.parse import unquote, urlparse
+
+import aio_pika
+
+url = urlparse(sys.argv[1])
+assert url.scheme in ("amqp", "amqps")
+address = f"{url.scheme}://{url.hostname}:{url.port or 5672}{url.path or '/'}"
+for name, value in {"KEFU_RABBITMQ_ADDRESS": address, "KEFU_RABBITMQ_PORT": url.port or 5672,
+                    "KEFU_RABBITMQ_USER": unquote(url.username or "guest"),
+                    "KEFU_RABBITMQ_PASSWORD": unquote(url.password or "guest")}.items():
+    print(f"export {name}={shlex.quote(str(value))}")
+
+
+async def probe():
+    connection = await aio_pika.connect(sys.argv[1], timeout=5)
+    await connection.close()
+
+try:
+    asyncio.run(probe())
+except Exception as exc:
+    print(f"die {shlex.quote(f'RabbitMQ does not answer at KEFU_PROD_RABBITMQ ({exc}); apt-get install -y rabbitmq-server')}")
+EOF
+)" || die "KEFU_PROD_RABBITMQ is not an amqp:// URL"
+eval "$rabbitmq_settings"
+say "event broker: RabbitMQ, exchange $KEFU_RABBITMQ_EXCHANGE, queue $KEFU_RABBITMQ_QUEUE"
+
+# -- action servers, Rasa replicas, chat page, analytics consumer ----------
 export KEFU_ACTIONS_ADDRESS="127.0.0.1:$ACTIONS_LB_PORT"
 # A replica killed mid-turn leaves its conversation's lock behind: it
 # expires after this many seconds (Rasa's default is 60).
@@ -169,7 +208,11 @@ for index in "${!RASA_PORTS[@]}"; do
     "${CORS_ARGS[@]}" "${AUTH_ARGS[@]}"
 done
 say "starting the chat page on :$WEB_PORT"
-supervise web env KEFU_PROXIES_COUNT=1 "$PY" -m kefu.web --host 127.0.0.1 --port "$WEB_PORT" --rasa-url "http://localhost:$PUBLIC_PORT"
+# The events come through RabbitMQ here: the SQL broker's consumer in kefu.web has nothing to read.
+supervise web env KEFU_PROXIES_COUNT=1 KEFU_ANALYTICS_CONSUMER=0 "$PY" -m kefu.web --host 127.0.0.1 --port "$WEB_PORT" \
+  --rasa-url "http://localhost:$PUBLIC_PORT"
+say "starting the analytics consumer (RabbitMQ -> analytics tables in the shop database)"
+supervise analytics "$PY" -m kefu.analytics.rabbitmq
 
 # -- nginx ------------------------------------------------------------------
 rasa_servers="" action_servers=""
@@ -207,6 +250,7 @@ cat <<EOF
   Rasa replicas    ${RASA_PORTS[*]}   action servers ${ACTION_PORTS[*]} (behind nginx :$ACTIONS_LB_PORT)
   Shop database    $("$PY" -c 'import sys; from kefu.db.engine import describe_url; print(describe_url(sys.argv[1]))' "$DATABASE_URL")
   Redis            $KEFU_REDIS_HOST:$KEFU_REDIS_PORT (conversations db 0, locks db 1)
+  RabbitMQ         exchange $KEFU_RABBITMQ_EXCHANGE -> queue $KEFU_RABBITMQ_QUEUE -> analytics consumer
 
   Press Ctrl-C to stop.
 

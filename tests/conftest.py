@@ -57,6 +57,19 @@ def postgres_url():
     admin.dispose()
 
 
+@pytest.fixture()
+def empty_postgres_url():
+    """A new, empty database on the loopback server, dropped afterwards."""
+    admin, created, why = _postgres_database()
+    if created is None:
+        pytest.skip(why)
+    name, url = created
+    yield url
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
 @pytest.fixture(scope="session", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def shop_url(request) -> str:
     return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")

@@ -223,6 +223,25 @@ def test_a_cancellation_is_carried_out_for_the_verified_order(shop):
     assert shop.find_order(case["order_no"]).status == "refunding"
 
 
+def test_a_second_conversation_returning_the_same_item_is_told_the_open_ticket(shop):
+    case = CASES["delivered_2d"]
+    state = {
+        "order_request": "return",
+        "order_no": case["order_no"],
+        "verified_order": case["order_no"],
+        "phone_tail": case["phone_tail"],
+        "reason": "不喜欢",
+        "confirm": True,
+    }
+    said_by = {}
+    for sender in ("customer-phone", "customer-computer"):
+        _, said, dispatcher = run(ActionHandleOrderRequest(), tracker("确认", "affirm", slots=state, sender=sender))
+        said_by[sender] = said, dispatcher.messages[0]
+    first, second = said_by["customer-phone"], said_by["customer-computer"]
+    assert first[0] == ["utter_ticket_created"] and second[0] == ["utter_ticket_exists"]
+    assert second[1]["ticket_no"] == first[1]["ticket_no"] and second[1]["status"] == "已受理，待审核"
+
+
 def test_kefu_repository_selects_a_shops_own_implementation(monkeypatch):
     from kefu.shop.repository import get_repository
 

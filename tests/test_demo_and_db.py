@@ -110,6 +110,73 @@ def test_schema_version_is_recorded_and_newer_databases_refused(tmp_path):
         ensure_schema(engine)
 
 
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_version_5_database_gets_one_open_ticket_per_item(backend, request, tmp_path):
+    """Step 6: a version 5 database may hold two open tickets for one order
+    item and kind (two conversations filed it at once). The migration keeps
+    the first open, closes the others with an audit row naming it, keeps
+    every row, and from then on the database itself refuses a second one."""
+    from sqlalchemy import update
+
+    from kefu.db.models import AuditLog
+
+    url = (
+        f"sqlite:///{tmp_path / 'v3.sqlite3'}" if backend == "sqlite" else request.getfixturevalue("empty_postgres_url")
+    )
+    engine = make_engine(url)
+    seed(engine, orders=20)
+    with engine.begin() as conn:
+        # What version 5 had: no such index.
+        conn.exec_driver_sql("DROP INDEX IF EXISTS uq_tickets_one_open_per_item")
+        conn.exec_driver_sql("UPDATE kefu_schema_version SET version = 5")
+    repository = SqlShopRepository(engine)
+    order = repository.find_order(SHOWCASE_ORDERS[0].order_no)
+    product_id = order.items[0].product_id
+    # Three conversations filed the same return at once, as version 5 allowed.
+    with engine.begin() as conn:
+        for n in range(3):
+            conn.execute(
+                AftersalesTicket.__table__.insert().values(
+                    ticket_no=f"ASV3{n:014d}",
+                    order_id=order.id,
+                    customer_id=order.customer_id,
+                    kind="return",
+                    reason="不喜欢",
+                    status="open",
+                    created_at=utcnow() + timedelta(seconds=n),
+                    request_key=f"v3-{n}",
+                    conversation_id=f"v3-conversation-{n}",
+                    product_id=product_id,
+                )
+            )
+    first, second, third = sorted(
+        (t for t in repository.tickets_of_order(order.id) if t.ticket_no.startswith("ASV3")), key=lambda t: t.id
+    )
+    with engine.begin() as conn:
+        conn.execute(update(AftersalesTicket).where(AftersalesTicket.id == third.id).values(status="rejected"))
+
+    assert ensure_schema(engine) == SCHEMA_VERSION == current_schema_version(engine) == 6
+    status = {t.ticket_no: t.status for t in repository.tickets_of_order(order.id)}
+    assert status == {first.ticket_no: "open", second.ticket_no: "closed", third.ticket_no: "rejected"}
+    with engine.connect() as conn:
+        audit = conn.execute(
+            select(AuditLog.conversation_id, AuditLog.action, AuditLog.outcome).where(AuditLog.order_id == order.id)
+        ).all()
+    assert ("v3-conversation-1", "close_duplicate_ticket", f"duplicate_of:{first.ticket_no}") in audit
+    again, created = repository.create_ticket(
+        request_key="v4",
+        kind="return",
+        order_id=order.id,
+        customer_id=order.customer_id,
+        reason="不喜欢",
+        conversation_id="v4-conversation",
+        product_id=product_id,
+    )
+    assert not created and again.ticket_no == first.ticket_no
+    assert ensure_schema(engine) == 4  # the step is not run twice
+    engine.dispose()
+
+
 def test_unreachable_database_raises_a_one_line_error():
     with pytest.raises(DatabaseError) as error:
         check_connection(make_engine("postgresql://nobody@127.0.0.1:1/none"))

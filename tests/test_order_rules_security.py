@@ -123,6 +123,19 @@ def test_a_cancellation_whose_refund_ticket_fails_changes_nothing_and_a_retry_wo
     assert repository.find_order(order.order_no).status == "refunding"
 
 
+def test_a_second_conversation_is_told_the_open_ticket_of_the_same_item(repository):
+    """The same order item and kind from two conversations: one ticket, and
+    the second conversation gets that ticket (the bot says it exists)."""
+    service = OrderService(repository)
+    order = repository.find_order(CASES["delivered_2d"]["order_no"])
+    first = service.submit_aftersales("c-first", "return", order, order.items[0], "不喜欢")
+    second = service.submit_aftersales("c-second", "return", order, order.items[0], "不喜欢")
+    assert first.ticket_created and not second.ticket_created
+    assert second.decision and second.ticket.ticket_no == first.ticket.ticket_no
+    assert [t.kind for t in repository.tickets_of_order(order.id)].count("return") == 1
+    assert ("request_return", "ticket_exists") in audit_rows(repository, order.id)
+
+
 def test_every_storage_failure_is_shop_unavailable(tmp_path):
     # A server that does not answer, a refused value and a pool time-out all
     # reach the service's caller as the one documented error.

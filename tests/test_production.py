@@ -1,9 +1,10 @@
 """Faults on the production topology (`scripts/prod.sh`: nginx, two Rasa
-replicas, two action servers, PostgreSQL, an append-only Redis), each under
-a bounded load of simulated customers on loopback (kefu/loadtest.py).
+replicas, two action servers, PostgreSQL, an append-only Redis, RabbitMQ
+with the analytics consumer), each under a bounded load of simulated
+customers on loopback (kefu/loadtest.py).
 
 Skipped, with the reason printed, where nginx is not installed or the
-PostgreSQL server does not answer. Each test prints its row of the outcome
+PostgreSQL or RabbitMQ server does not answer. Each test prints its row of the outcome
 table (turns attempted, answered, apologies, failed, lost, doubled) and
 appends it to var/test/production-faults.jsonl.
 """
@@ -24,13 +25,16 @@ from sqlalchemy import create_engine
 
 from kefu.loadtest import (
     Topology,
+    analytics_turns_by_sender,
     conversations,
     create_postgres_database,
     drop_postgres_database,
     lost_and_doubled,
+    rabbitmq_problem,
     run_load,
     running_topology,
     stored_turn_ids,
+    user_events_by_sender,
 )
 from kefu.shop.demo import showcase
 from kefu.testing import ROOT
@@ -60,6 +64,8 @@ def topology(trained_model, tmp_path_factory):
         _skip("nginx is not installed (apt-get install -y nginx)")
     if shutil.which("redis-server") is None:
         _skip("redis-server is not installed (apt-get install -y redis-server)")
+    if problem := rabbitmq_problem():
+        _skip(f"{problem} (apt-get install -y rabbitmq-server)")
     name = f"kefu_prodtest_{uuid.uuid4().hex[:8]}"
     try:
         database_url = create_postgres_database(POSTGRES_ADMIN_URL, name)
@@ -109,10 +115,10 @@ def load(topology: Topology, name: str, events=(), seconds: float = SECONDS) -> 
 
 
 def tickets_twice(database_url: str) -> int:
-    """Requests one simulated customer's conversation filed twice (a retried
-    turn handled twice would do that). Two conversations filing the same
-    order's return at the same moment is the shop service's own race,
-    printed for the record (the demo shop's tickets are left out)."""
+    """Requests filed twice: by one simulated customer's conversation (a
+    retried turn handled twice would do that), or for one order item by two
+    conversations at the same moment on two replicas (the database's unique
+    index allows one open ticket). The demo shop's tickets are left out."""
     engine = create_engine(database_url, future=True)
     with engine.connect() as conn:
         twice = conn.exec_driver_sql(
@@ -120,15 +126,16 @@ def tickets_twice(database_url: str) -> int:
             "WHERE conversation_id LIKE 'load-%%' GROUP BY conversation_id, order_id, kind HAVING count(*) > 1) AS d"
         ).scalar()
         across = conn.exec_driver_sql(
-            "SELECT count(*) FROM (SELECT order_id, kind FROM aftersales_tickets "
-            "WHERE conversation_id LIKE 'load-%%' GROUP BY order_id, kind HAVING count(*) > 1) AS d"
+            "SELECT count(*) FROM (SELECT order_id, kind, product_id FROM aftersales_tickets "
+            "WHERE conversation_id LIKE 'load-%%' AND status IN ('open', 'approved', 'in_progress') "
+            "GROUP BY order_id, kind, product_id HAVING count(*) > 1) AS d"
         ).scalar()
     engine.dispose()
     print(
-        f"  tickets filed twice in one conversation: {twice}; one order's request filed by two "
-        f"conversations at once: {across}"
+        f"  tickets filed twice in one conversation: {twice}; one order item's request open twice "
+        f"(two conversations at once): {across}"
     )
-    return twice
+    return twice + across
 
 
 def test_a_killed_replica_loses_nothing(topology):
@@ -261,3 +268,66 @@ def test_a_slow_database_never_holds_a_turn_past_the_deadline(topology):
     assert max(t.latency for t in result.turns) < 10, "a turn waited past 10 s"
     late = [t for t in result.turns if t.started > 22]
     assert late and not any(t.apology for t in late)
+
+
+def analytics_caught_up(topology: Topology, senders: set[str], seconds: float = 120) -> tuple[int, int, float]:
+    """Waits until the analytics tables hold every user event of `senders`
+    that the conversation store holds: (stored, in analytics, seconds waited)."""
+    stored = user_events_by_sender(topology.redis(), senders)
+    began = time.monotonic()
+    while True:
+        written = analytics_turns_by_sender(topology.database_url, senders)
+        if written == stored or time.monotonic() - began > seconds:
+            return sum(stored.values()), sum(written.values()), time.monotonic() - began
+        time.sleep(2)
+
+
+def test_rabbitmq_stopped_turns_answered_and_analytics_catches_up(topology):
+    """The machine's RabbitMQ (loopback, used by Kefu only) is stopped with
+    `rabbitmqctl stop_app` for 10 s and started again, always (finally)."""
+    if shutil.which("rabbitmqctl") is None or os.geteuid() != 0:
+        pytest.skip("rabbitmqctl (as root) is needed to stop and start RabbitMQ")
+
+    def rabbitmqctl(command: str) -> None:
+        subprocess.run(["rabbitmqctl", command], check=False, capture_output=True, timeout=120)
+
+    began = SECONDS / 3
+    try:
+        row = load(
+            topology,
+            "RabbitMQ stopped for 10 s",
+            events=[(began, lambda: rabbitmqctl("stop_app")), (began + 10, lambda: rabbitmqctl("start_app"))],
+        )
+    finally:
+        rabbitmqctl("start_app")  # a no-op when it runs
+    result = row["result"]
+    stored, written, waited = analytics_caught_up(topology, {t.sender for t in result.turns})
+    print(f"  analytics: {written} of {stored} stored user events, {waited:.0f} s after the load")
+    for turn in sorted(result.turns, key=lambda t: -t.latency)[:5]:
+        print(
+            f"  slow turn at {turn.started:.1f} s (RabbitMQ stopped at {began:.0f} s): "
+            f"{turn.latency:.1f} s {turn.text!r}"
+        )
+    with RESULTS.open("a", encoding="utf-8") as out:
+        out.write(
+            json.dumps(
+                {
+                    "fault": row["fault"],
+                    "analytics_stored": stored,
+                    "analytics_written": written,
+                    "analytics_wait_s": round(waited, 1),
+                }
+            )
+            + "\n"
+        )
+    assert row["failed"] == 0 and row["lost"] == 0 and row["doubled"] == 0
+    assert not any(t.apology for t in result.turns), "the broker must never cost a customer an answer"
+    during = [t for t in result.turns if began + 2 < t.started < began + 10]
+    assert during and all(t.answered for t in during)
+    assert max(t.latency for t in result.turns) < 10
+    if written != stored:
+        # Known and open (docs/analytics.md, "Not solved"): the events of the
+        # seconds before `stop_app` do not all reach analytics. Reported as
+        # an expected failure with its figures, not hidden: fixed, it passes.
+        pytest.xfail(f"analytics lost {stored - written} of {stored} user events across the RabbitMQ stop")
+    topology.healthy()

@@ -9,9 +9,10 @@ from datetime import timedelta
 
 import pytest
 
-from kefu.db.engine import utcnow
+from kefu.db.engine import make_engine, utcnow
 from kefu.shop.demo import SHOWCASE_REFUND_TICKET_NO, showcase
-from kefu.shop.repository import StateConflict
+from kefu.shop.repository import SqlShopRepository, StateConflict
+from kefu.shop.service import OrderService
 
 CASES = showcase()
 
@@ -85,7 +86,7 @@ def test_catalogue_terms(repository):
 
 
 def test_create_ticket_is_idempotent(repository):
-    order = repository.find_order(CASES["delivered_2d"]["order_no"])
+    order = _fresh_delivered_order(repository)
     key = f"test-{uuid.uuid4()}"
     first, created = repository.create_ticket(
         request_key=key, kind="return", order_id=order.id, customer_id=order.customer_id, reason="不喜欢"
@@ -98,7 +99,7 @@ def test_create_ticket_is_idempotent(repository):
 
 
 def test_racing_ticket_requests_create_one_ticket(repository):
-    order = repository.find_order(CASES["delivered_2d"]["order_no"])
+    order = _fresh_delivered_order(repository)
     key = f"race-{uuid.uuid4()}"
     results = []
 
@@ -116,6 +117,109 @@ def test_racing_ticket_requests_create_one_ticket(repository):
         thread.join()
     assert len({ticket.ticket_no for ticket, _ in results}) == 1
     assert sum(created for _, created in results) == 1
+
+
+def _fresh_delivered_order(repository, items: int = 1):
+    """A delivered order of our own (the showcase customer's, delivered a
+    day ago), so that the tickets other tests file do not count here."""
+    from kefu.db.engine import session_scope
+    from kefu.db.models import Order, OrderItem
+
+    source = repository.find_order(CASES["delivered_2d"]["order_no"])
+    order_no = f"8{uuid.uuid4().int % 10**15:015d}"
+    with session_scope(repository.engine) as session:
+        order = Order(
+            order_no=order_no,
+            customer_id=source.customer_id,
+            status="delivered",
+            total_cents=100,
+            created_at=utcnow() - timedelta(days=3),
+            delivered_at=utcnow() - timedelta(days=1),
+            ship_name="测试",
+            ship_phone="13800138000",
+            ship_address="北京市朝阳区建国路1号",
+        )
+        session.add(order)
+        session.flush()
+        product_ids = [row.product_id for row in source.items] + [1, 2, 3]
+        for product_id in product_ids[:items]:
+            session.add(OrderItem(order_id=order.id, product_id=product_id, quantity=1, unit_price_cents=100))
+    return repository.find_order(order_no)
+
+
+def test_conversations_racing_for_one_order_item_create_one_ticket(repository, shop_url):
+    """Customers in several conversations (on several action servers: one
+    engine each) return the same order item at the same moment: the database
+    keeps one open ticket, and every other conversation is told that one."""
+    order = _fresh_delivered_order(repository)
+    item = order.items[0]
+    racers = 6
+    barrier = threading.Barrier(racers)
+    outcomes, errors = [], []
+
+    def submit(index: int) -> None:
+        engine = make_engine(shop_url)
+        try:
+            service = OrderService(SqlShopRepository(engine))
+            barrier.wait(timeout=30)
+            outcomes.append(
+                service.submit_aftersales(f"race-{index}-{uuid.uuid4()}", "return", order, item, "质量问题")
+            )
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+        finally:
+            engine.dispose()
+
+    threads = [threading.Thread(target=submit, args=(n,)) for n in range(racers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and len(outcomes) == racers
+    assert all(outcome.decision for outcome in outcomes)
+    assert sum(outcome.ticket_created for outcome in outcomes) == 1
+    assert len({outcome.ticket.ticket_no for outcome in outcomes}) == 1
+    assert [t.kind for t in repository.tickets_of_order(order.id)] == ["return"]
+
+
+def test_one_open_ticket_per_order_item_and_kind(repository):
+    """Across conversations: the same item and kind while a ticket is open is
+    that ticket; another item, another kind, a complaint, or the same request
+    once the ticket is closed, each get their own."""
+    from sqlalchemy import update
+
+    from kefu.db.engine import session_scope
+    from kefu.db.models import AftersalesTicket
+
+    order = _fresh_delivered_order(repository, items=2)
+    first, second = order.items
+
+    def ticket(conversation, kind, product_id):
+        return repository.create_ticket(
+            request_key=f"{conversation}|{kind}|{product_id}",
+            kind=kind,
+            order_id=order.id,
+            customer_id=order.customer_id,
+            reason="质量问题",
+            conversation_id=conversation,
+            product_id=product_id,
+        )
+
+    opened, created = ticket("a", "return", first.product_id)
+    assert created
+    again, created = ticket("b", "return", first.product_id)
+    assert not created and again.ticket_no == opened.ticket_no
+    assert ticket("b", "return", second.product_id)[1]
+    assert ticket("b", "exchange", first.product_id)[1]
+    refund, created = ticket("a", "refund", None)
+    assert created and ticket("b", "refund", None) == (refund, False)
+    assert ticket("a", "complaint", None)[1] and ticket("b", "complaint", None)[1]
+    with session_scope(repository.engine) as session:
+        session.execute(
+            update(AftersalesTicket).where(AftersalesTicket.ticket_no == opened.ticket_no).values(status="closed")
+        )
+    reopened, created = ticket("c", "return", first.product_id)
+    assert created and reopened.ticket_no != opened.ticket_no
 
 
 def test_find_ticket_and_customer_tickets(repository):

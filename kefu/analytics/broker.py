@@ -1,4 +1,6 @@
-"""Rasa's SQL event broker, pointed at the shop database.
+"""Rasa's event brokers as Kefu uses them: the SQL one pointed at the shop
+database (the default), and the pika one (RabbitMQ, the production
+topology) without its ways of losing events (KefuPikaEventBroker, at the end).
 
 `endpoints.yml` names it (`event_broker: type: kefu.analytics.broker.KefuSQLEventBroker`).
 It is Rasa's own SQLEventBroker with two differences:
@@ -29,6 +31,8 @@ from asyncio import AbstractEventLoop
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import aiormq
+from rasa.core.brokers.pika import PikaEventBroker
 from rasa.core.brokers.sql import SQLEventBroker
 from rasa.utils.endpoints import EndpointConfig
 from sqlalchemy import insert
@@ -104,3 +108,85 @@ class KefuSQLEventBroker(SQLEventBroker):
         """Write what is pending and wait for it (Rasa's shutdown, tests)."""
         self._hand_over()
         await asyncio.wrap_future(self._writer.submit(lambda: None))
+
+
+# Seconds between attempts to send again the events a failed publish kept.
+PIKA_RETRY_SECONDS = 2.0
+
+
+class KefuPikaEventBroker(PikaEventBroker):
+    """Rasa's pika broker (RabbitMQ) with three ways of losing events closed;
+    `deploy/endpoints.yml` names it for the production topology.
+
+    - A publish still waiting for its confirmation when the connection
+      closes ends with CancelledError (aiormq), which Rasa does not catch:
+      the event was neither sent nor kept. Here it is kept.
+    - An event RabbitMQ returns as unroutable is a failed publish here. After
+      a RabbitMQ restart, Rasa's transient exchange and its binding are gone;
+      aio-pika declares the exchange again before it binds the queue again,
+      and an event published in between is returned. Rasa counts it as sent
+      (publisher confirms acknowledge a returned message too).
+    - Rasa keeps a failed event in memory but sends it again only when the
+      connection is made again: one that fails after that waited for the
+      next outage. Here kept events are sent again every PIKA_RETRY_SECONDS,
+      and as soon as a publish succeeds.
+
+    Events kept in memory are lost if the process dies before RabbitMQ is
+    back; their order relative to newer events is not kept. Written against
+    Rasa 3.6.21's private `_publish` (refused for another version).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: D107 - see the class
+        import rasa
+
+        if rasa.__version__ != "3.6.21":
+            raise RuntimeError(f"KefuPikaEventBroker is written for Rasa 3.6.21, not {rasa.__version__}")
+        super().__init__(*args, **kwargs)
+        self._retry: asyncio.TimerHandle | None = None
+        self._failing = False
+
+    async def _publish(self, event: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        if self._exchange is None:
+            self._keep(event, "not connected")
+            return
+        try:
+            confirmation = await self._exchange.publish(self._message(event, headers), "")
+        except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - kept, sent again; never raised
+            # CancelledError: aiormq ends the publishes still waiting for their
+            # confirmation so when the connection closes (RabbitMQ stopping).
+            self._keep(event, f"{type(exc).__name__}: {exc}")
+            return
+        # None: no publisher confirms asked for (Rasa's channel asks for them).
+        if confirmation is not None and not isinstance(confirmation, aiormq.spec.Basic.Ack):
+            self._keep(event, f"returned by RabbitMQ ({type(confirmation).__name__})")
+            return
+        if self._failing and not self._unpublished_events:
+            self._failing = False
+            logger.info("analytics: RabbitMQ takes events again; every kept event is sent")
+        if self._unpublished_events:
+            self._schedule_retry(0)
+
+    def _keep(self, event: dict[str, Any], why: str) -> None:
+        self._unpublished_events.append(event)
+        if not self._failing:
+            self._failing = True
+            logger.error("analytics: events not published to RabbitMQ (%s): kept, sent again when it is back", why)
+        self._schedule_retry(PIKA_RETRY_SECONDS)
+
+    def _schedule_retry(self, delay: float) -> None:
+        if self._retry is None:
+            self._retry = self._loop.call_later(delay, self._send_kept)
+
+    def _send_kept(self) -> None:
+        self._retry = None
+        if self._unpublished_events:
+            logger.debug("analytics: sending %d kept events again", len(self._unpublished_events))
+            self._publish_unpublished_messages()
+
+    async def close(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        if self._unpublished_events:
+            logger.error("analytics: %d events kept for RabbitMQ are lost at shutdown", len(self._unpublished_events))
+        await super().close()

@@ -10,7 +10,12 @@ its unacknowledged messages.
 
 Several Rasa workers publish into the same queue; one consumer (or several:
 the writer's keys make a message applied twice harmless, but per-sender
-order, which the fallback streak needs, holds only with one).
+order, which the fallback streak needs, holds only with one). `make prod`
+runs one, on its own exchange and queue (KEFU_RABBITMQ_EXCHANGE,
+KEFU_RABBITMQ_QUEUE, as in deploy/endpoints.yml), so that another Kefu on
+the same RabbitMQ does not receive its events. While RabbitMQ is down the
+connection is re-made every 5 s (aio-pika's robust connection); messages
+taken and not yet acknowledged come back.
 """
 
 from __future__ import annotations
@@ -119,10 +124,13 @@ class RabbitConsumer:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m kefu.analytics.rabbitmq")
     parser.add_argument("--url", default=os.environ.get("KEFU_RABBITMQ_URL", DEFAULT_URL))
-    parser.add_argument("--queue", default=DEFAULT_QUEUE)
+    parser.add_argument("--queue", default=os.environ.get("KEFU_RABBITMQ_QUEUE", DEFAULT_QUEUE))
+    parser.add_argument("--exchange", default=os.environ.get("KEFU_RABBITMQ_EXCHANGE", EXCHANGE))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    consumer = RabbitConsumer(make_engine(os.environ.get("DATABASE_URL") or None), url=args.url, queue=args.queue)
+    consumer = RabbitConsumer(
+        make_engine(os.environ.get("DATABASE_URL") or None), url=args.url, queue=args.queue, exchange=args.exchange
+    )
     asyncio.run(consumer.run())
 
 

@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, insert, select
+from sqlalchemy import create_engine, event, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
@@ -28,7 +28,7 @@ from kefu.shop.errors import ShopUnavailable
 logger = logging.getLogger(__name__)
 
 # Bump when the models change, and add a step to MIGRATIONS below.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -173,13 +173,14 @@ def _rollback_quietly(session: Session) -> None:
         logger.debug("rollback failed after a database error: %s", _one_line(exc))
 
 
-def insert_unless_exists(session: Session, table: Any, values: dict, key: str | list[str]) -> bool:
+def insert_unless_exists(session: Session, table: Any, values: dict, key: str | list[str] | None) -> bool:
     """Insert a row unless one with the same unique `key` (a column, or the
-    columns of a unique constraint) exists; True when
-    inserted. The conflict is skipped inside the statement (PostgreSQL and
-    SQLite), so the surrounding transaction is not aborted by it."""
+    columns of a unique constraint; None: any unique index of the table,
+    partial ones included) exists; True when inserted. The conflict is
+    skipped inside the statement (PostgreSQL and SQLite), so the surrounding
+    transaction is not aborted by it."""
     dialect = session.get_bind().dialect.name
-    columns = [key] if isinstance(key, str) else key
+    columns = [key] if isinstance(key, str) else key  # None: no conflict target
     if dialect == "postgresql":
         statement = postgresql.insert(table).values(**values).on_conflict_do_nothing(index_elements=columns)
     elif dialect == "sqlite":
@@ -268,12 +269,58 @@ def _add_faq_answers(conn) -> None:
     FaqAnswer.__table__.create(conn, checkfirst=True)
 
 
+def _one_open_ticket_per_item(conn) -> None:
+    """One open ticket per order item and kind, kept by a unique index. Before
+    it, two conversations filing the same request at once could each create
+    one: the first filed stays open, the others are closed (no row is
+    deleted), each with an audit row naming the ticket kept."""
+    from kefu.db.models import ONE_OPEN_TICKET_PER_ITEM, OPEN_TICKET_STATUSES, AftersalesTicket, AuditLog
+
+    tickets = conn.execute(
+        select(
+            AftersalesTicket.id,
+            AftersalesTicket.ticket_no,
+            AftersalesTicket.order_id,
+            AftersalesTicket.kind,
+            AftersalesTicket.product_id,
+            AftersalesTicket.conversation_id,
+        )
+        .where(
+            AftersalesTicket.status.in_(OPEN_TICKET_STATUSES),
+            AftersalesTicket.kind != "complaint",
+            AftersalesTicket.order_id.is_not(None),
+        )
+        .order_by(AftersalesTicket.created_at, AftersalesTicket.id)
+    ).all()
+    kept: dict[tuple, Any] = {}
+    now = utcnow()
+    for ticket in tickets:
+        first = kept.setdefault((ticket.order_id, ticket.kind, ticket.product_id or 0), ticket)
+        if first is ticket:
+            continue
+        logger.warning("ticket %s duplicates open ticket %s: closed", ticket.ticket_no, first.ticket_no)
+        conn.execute(
+            update(AftersalesTicket).where(AftersalesTicket.id == ticket.id).values(status="closed", updated_at=now)
+        )
+        conn.execute(
+            insert(AuditLog).values(
+                happened_at=now,
+                conversation_id=ticket.conversation_id,
+                action="close_duplicate_ticket",
+                order_id=ticket.order_id,
+                outcome=f"duplicate_of:{first.ticket_no}",
+            )
+        )
+    ONE_OPEN_TICKET_PER_ITEM.create(conn, checkfirst=True)
+
+
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     # version reached: step that brings the previous version to it
     2: _migrate_to_2,
     3: _index_audit_log_by_order_action_time,
     4: _notices_tables,
     5: _add_faq_answers,
+    6: _one_open_ticket_per_item,
 }
 
 

@@ -20,6 +20,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
+    text,
 )
 from sqlalchemy.orm import declarative_base, relationship
 
@@ -40,6 +42,9 @@ ORDER_STATUSES = (
 )
 TICKET_KINDS = tuple(kind.value for kind in TicketKind)
 TICKET_STATUSES = ("open", "approved", "rejected", "in_progress", "closed")
+# A ticket in one of these is still being handled: a second request for the
+# same order item and kind is that ticket (uq_tickets_one_open_per_item).
+OPEN_TICKET_STATUSES = ("open", "approved", "in_progress")
 HANDOFF_STATUSES = ("waiting", "taken", "closed")
 
 
@@ -188,6 +193,25 @@ class AftersalesTicket(Base):
         CheckConstraint(_in("kind", TICKET_KINDS), name="ck_tickets_kind"),
         CheckConstraint(_in("status", TICKET_STATUSES), name="ck_tickets_status"),
     )
+
+
+# One open ticket per order item and kind, whichever conversation asks: the
+# request key above names a conversation's request, so two conversations
+# (two replicas, two action servers) filing the same return at the same
+# moment would each insert one. This index makes the second insert a no-op
+# in the database itself. Complaints are each their own; a ticket closed or
+# rejected does not stop a new request. product_id is NULL for a refund of
+# the whole order, hence coalesce (NULLs never collide in a unique index).
+OPEN_TICKET_WHERE = text(f"{_in('status', OPEN_TICKET_STATUSES)} AND kind <> 'complaint'")
+ONE_OPEN_TICKET_PER_ITEM = Index(
+    "uq_tickets_one_open_per_item",
+    AftersalesTicket.order_id,
+    AftersalesTicket.kind,
+    func.coalesce(AftersalesTicket.product_id, 0),
+    unique=True,
+    sqlite_where=OPEN_TICKET_WHERE,
+    postgresql_where=OPEN_TICKET_WHERE,
+)
 
 
 class SatisfactionRating(Base):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from kefu.db.engine import utcnow
+from kefu.db.models import OPEN_TICKET_STATUSES
 from kefu.shop.errors import ShopUnavailable, StateConflict
 from kefu.shop.repository import ShopRepository
 from kefu.shop.views import (
@@ -41,6 +42,7 @@ class _Rows:
     events: dict[int, list[ShipmentEventView]] = field(default_factory=dict)  # order id -> events
     tickets: dict[int, TicketView] = field(default_factory=dict)
     ticket_keys: dict[str, int] = field(default_factory=dict)  # request key -> ticket id
+    ticket_products: dict[int, int | None] = field(default_factory=dict)  # ticket id -> product id
     promotions: list[PromotionView] = field(default_factory=list)
     ratings: list[dict] = field(default_factory=list)
     handoffs: dict[int, dict] = field(default_factory=dict)
@@ -132,6 +134,7 @@ class InMemoryShopRepository(ShopRepository):
             )
             if t.get("request_key"):
                 rows.ticket_keys[t["request_key"]] = t["id"]
+            rows.ticket_products[t["id"]] = t.get("product_id")
         for p in tables.get("promotions", ()):
             rows.promotions.append(
                 PromotionView(
@@ -287,6 +290,19 @@ class InMemoryShopRepository(ShopRepository):
     ) -> tuple[TicketView, bool]:
         with self.unit_of_work():
             existing = self.rows.ticket_keys.get(request_key)
+            if existing is None and kind != "complaint" and order_id is not None:
+                # The SQL repository's unique index uq_tickets_one_open_per_item.
+                existing = next(
+                    (
+                        t.id
+                        for t in sorted(self.rows.tickets.values(), key=lambda t: t.id)
+                        if t.order_id == order_id
+                        and t.kind == kind
+                        and t.status in OPEN_TICKET_STATUSES
+                        and (self.rows.ticket_products.get(t.id) or 0) == (product_id or 0)
+                    ),
+                    None,
+                )
             if existing is not None:
                 return self.rows.tickets[existing], False
             now = utcnow()
@@ -303,6 +319,7 @@ class InMemoryShopRepository(ShopRepository):
             )
             self.rows.tickets[ticket_id] = ticket
             self.rows.ticket_keys[request_key] = ticket_id
+            self.rows.ticket_products[ticket_id] = product_id
             return ticket, True
 
     def find_ticket(self, ticket_no: str) -> TicketView | None:

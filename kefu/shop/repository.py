@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from kefu.db.engine import get_engine, insert_unless_exists, session_scope, utcnow
 from kefu.db.models import (
+    OPEN_TICKET_STATUSES,
     AftersalesTicket,
     AuditLog,
     Customer,
@@ -145,7 +146,10 @@ class ShopRepository(abc.ABC):
         product_id: int | None = None,
         status: str = "open",
     ) -> tuple[TicketView, bool]:
-        """Create a ticket once per `request_key`: (ticket, created_now)."""
+        """Create a ticket once per `request_key`, and (but for complaints) at
+        most one open ticket per order item and kind, whichever conversation
+        asks: (ticket, created_now), the existing ticket when there is one.
+        Both hold for concurrent callers (docs/shop.md)."""
 
     @abc.abstractmethod
     def find_ticket(self, ticket_no: str) -> TicketView | None: ...
@@ -484,16 +488,34 @@ class SqlShopRepository(ShopRepository):
             conversation_id=conversation_id,
             product_id=product_id,
         )
+        by_key = select(AftersalesTicket).where(AftersalesTicket.request_key == request_key)
+        open_for_item = (
+            select(AftersalesTicket)
+            .where(
+                AftersalesTicket.order_id == order_id,
+                AftersalesTicket.kind == kind,
+                func.coalesce(AftersalesTicket.product_id, 0) == (product_id or 0),
+                AftersalesTicket.status.in_(OPEN_TICKET_STATUSES),
+            )
+            .order_by(AftersalesTicket.id)
+            .limit(1)
+        )
         with self._session() as s:
-            by_key = select(AftersalesTicket).where(AftersalesTicket.request_key == request_key)
-            existing = s.execute(by_key).scalar_one_or_none()
-            if existing is not None:
-                return ticket_view(existing), False
-            # A concurrent delivery of the same request may win the insert: the
-            # conflict is skipped inside the statement, so a surrounding unit of
-            # work is not aborted by it.
-            inserted = insert_unless_exists(s, AftersalesTicket, values, "request_key")
-            return ticket_view(s.execute(by_key).scalar_one()), inserted
+            for _ in range(3):
+                existing = s.execute(by_key).scalar_one_or_none()
+                if existing is None and kind != "complaint" and order_id is not None:
+                    existing = s.execute(open_for_item).scalars().first()
+                if existing is not None:
+                    return ticket_view(existing), False
+                # A concurrent request (the same one delivered twice, or another
+                # conversation's for the same item) may win the insert: the
+                # unique indexes decide, the conflict is skipped inside the
+                # statement (a surrounding unit of work is not aborted) and the
+                # winner's ticket is read above on the next pass.
+                if insert_unless_exists(s, AftersalesTicket, values, None):
+                    return ticket_view(s.execute(by_key).scalar_one()), True
+                values["ticket_no"] = new_ticket_no(now)  # or the random ticket number collided
+        raise ShopUnavailable(f"ticket for request {request_key} neither created nor found")
 
     def find_ticket(self, ticket_no: str) -> TicketView | None:
         with self._session() as s:
