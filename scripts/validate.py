@@ -24,8 +24,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def referenced_responses() -> tuple[set[str], tuple[str, ...]]:
-    # The agent console (kefu/console/) sends some responses through Rasa's API too.
-    sources = [*(ROOT / "actions").glob("*.py"), *(ROOT / "kefu" / "console").glob("*.py")]
+    # The agent console (kefu/console/) sends some responses through Rasa's
+    # API too, and the notice worker (kefu/notices/) renders its own.
+    sources = [
+        *(ROOT / "actions").glob("*.py"),
+        *(ROOT / "kefu" / "console").glob("*.py"),
+        *(ROOT / "kefu" / "notices").glob("*.py"),
+    ]
     code = "\n".join(p.read_text(encoding="utf-8") for p in sources)
     names = set(re.findall(r'"(utter_[a-z_/]+)"', code))
     prefixes = tuple(re.findall(r'f"(utter_[a-z_]+)\{', code))
