@@ -30,7 +30,13 @@ def _postgres_database():
     """Create a throw-away database on the loopback server, or say why not."""
     try:
         admin = create_engine(
-            POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", future=True, connect_args={"connect_timeout": 3}
+            POSTGRES_ADMIN_URL,
+            isolation_level="AUTOCOMMIT",
+            future=True,
+            connect_args={"connect_timeout": 3},
+            # The production tests restart the server mid-session: the
+            # session-wide database is dropped through a pooled connection.
+            pool_pre_ping=True,
         )
         with admin.connect() as conn:
             name = f"kefu_test_{uuid.uuid4().hex[:10]}"
