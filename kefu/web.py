@@ -52,6 +52,7 @@ from kefu.exposure import demo_login_allowed
 from kefu.faq import MAX_ANSWER_CHARS as MAX_FAQ_ANSWER_CHARS, FaqAnswerStore, domain_faq_answers
 from kefu.notices.store import NoticeStore
 from kefu.notices.web import NoticeRelay, notice_event, notice_topic, register_campaigns, register_notice_events
+from kefu.polling import tick_forever
 from kefu.shop.formatting import (
     ORDER_STATUS_ZH,
     TICKET_KIND_ZH,
@@ -237,14 +238,7 @@ class Watcher:
         self._lengths: dict[str, int] = {}
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except DatabaseError as exc:
-                logger.error("console: shop database unavailable: %s", exc)
-            except Exception:  # noqa: BLE001 - the watcher must outlive one bad tick
-                logger.exception("console: watcher tick failed")
-            await asyncio.sleep(POLL_SECONDS)
+        await tick_forever(self.tick, POLL_SECONDS, "console watcher")
 
     async def tick(self) -> None:
         handoffs = await asyncio.to_thread(self.store.open_handoffs)

@@ -30,6 +30,7 @@ from kefu.db.engine import DatabaseError, utcnow
 from kefu.notices.rules import QuietHours
 from kefu.notices.store import Audience, NoticeStore
 from kefu.notices.templates import render
+from kefu.polling import tick_forever
 
 logger = logging.getLogger(__name__)
 PAGE = Path(__file__).resolve().parents[2] / "web" / "console" / "campaigns.html"
@@ -66,14 +67,7 @@ class NoticeRelay:
         self.pushed: dict[int, datetime] = {}
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except DatabaseError as exc:
-                logger.error("notices: shop database unavailable: %s", exc)
-            except Exception:  # noqa: BLE001 - the relay must outlive one bad tick
-                logger.exception("notices: relay tick failed")
-            await asyncio.sleep(RELAY_SECONDS)
+        await tick_forever(self.tick, RELAY_SECONDS, "notice relay")
 
     async def tick(self) -> None:
         if self.since is None:
