@@ -298,12 +298,18 @@ def replies_to(tracker: Any, message_id: str) -> list[Any] | None:
     tracker's events, or None when no such message is there."""
     from rasa.shared.core.events import BotUttered, UserUttered
 
+    from kefu.shop.privacy import mask_in_place
+
+    # The conversation store masks every metadata string that reads as a
+    # card or ID number, and a random hex id does about once in 6,400:
+    # such an id is stored masked, so a retry is compared in that form.
+    stored_form = mask_in_place(message_id)
     replies: list[Any] | None = None
     for event in tracker.events:
         if isinstance(event, UserUttered):
             if replies is not None:
                 break
-            if (event.metadata or {}).get(MESSAGE_ID_KEY) == message_id:
+            if (event.metadata or {}).get(MESSAGE_ID_KEY) in (message_id, stored_form):
                 replies = []
         elif replies is not None and isinstance(event, BotUttered):
             replies.append(event)

@@ -98,3 +98,31 @@ def test_replies_to_a_message_id():
     assert [e.text for e in rasa_resilience.replies_to(tracker, "a")] == ["答一"]
     assert [e.text for e in rasa_resilience.replies_to(tracker, "b")] == ["答二", "再答二"]
     assert rasa_resilience.replies_to(tracker, "c") is None
+
+
+# A uuid4 hex id whose run of digits is a Luhn-valid card number: the store
+# keeps it masked (found by the load tests: about one id in 6,400).
+CARD_LIKE_ID = "507f66bc47f844139863154447847da4"
+
+
+def test_a_retry_whose_id_reads_as_a_card_number_is_still_recognised():
+    from rasa.shared.core.events import BotUttered, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    from kefu.tracker_store import mask_events
+
+    events = [UserUttered("运费多少", metadata={"message_id": CARD_LIKE_ID}), BotUttered("满99包邮")]
+    mask_events(events)
+    assert events[0].metadata["message_id"] != CARD_LIKE_ID, "the id is stored masked"
+    tracker = DialogueStateTracker.from_events("x", events)
+    assert [e.text for e in rasa_resilience.replies_to(tracker, CARD_LIKE_ID)] == ["满99包邮"]
+
+
+def test_the_load_test_finds_a_turn_whose_id_was_stored_masked():
+    from kefu.loadtest import LoadResult, Turn, lost_and_doubled, stored_message_id
+
+    answered = Turn("s", CARD_LIKE_ID, "运费多少", 0.0, answered=True)
+    missing = Turn("s", "0" * 32, "运费多少", 0.0, answered=True)
+    result = LoadResult([answered, missing], 1.0)
+    assert lost_and_doubled(result, {stored_message_id(CARD_LIKE_ID): 1}) == (1, 0)
+    assert lost_and_doubled(result, {CARD_LIKE_ID: 1, "0" * 32: 1}) == (1, 0), "compared in the stored form"
