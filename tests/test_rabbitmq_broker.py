@@ -62,7 +62,7 @@ async def _returned_event_is_published_later(exchange: str, queue: str) -> int:
         await admin.close()
 
 
-async def _cancelled_publish_is_published_later(exchange: str, queue: str) -> int:
+async def _failed_publish_is_published_later(exchange: str, queue: str, first_publish: str) -> int:
     import aio_pika
     import rasa.shared.core.events  # noqa: F401 - the broker logs through it, as inside a Rasa server
 
@@ -72,13 +72,18 @@ async def _cancelled_publish_is_published_later(exchange: str, queue: str) -> in
         "127.0.0.1", "guest", "guest", queues=[queue], exchange_name=exchange, connection_attempts=1
     )
     await broker.connect()
+    broker.publish_deadline_seconds = 0.5
     real_publish = broker._exchange.publish
     calls = []
 
     async def connection_closed_while_waiting(*args, **kwargs):
         calls.append(args)
-        if len(calls) == 1:  # what aiormq does to a pending confirmation when the connection closes
+        if len(calls) == 1 and first_publish == "cancelled":
+            # What aiormq does to a pending confirmation when the connection closes.
             raise asyncio.CancelledError()
+        if len(calls) == 1 and first_publish == "hangs":
+            # What a publish queued on a channel whose connection went away does.
+            await asyncio.Event().wait()
         return await real_publish(*args, **kwargs)
 
     broker._exchange.publish = connection_closed_while_waiting
@@ -105,7 +110,16 @@ def test_a_publish_cut_off_by_the_connection_closing_is_published_again():
     if problem := rabbitmq_problem(DEFAULT_URL):
         pytest.skip(problem)
     route = uuid.uuid4().hex[:8]
-    assert asyncio.run(_cancelled_publish_is_published_later(f"kefu-test-{route}", f"kefu_test_{route}")) == 1
+    assert asyncio.run(_failed_publish_is_published_later(f"kefu-test-{route}", f"kefu_test_{route}", "cancelled")) == 1
+
+
+def test_a_publish_that_never_completes_is_kept_and_published_again():
+    from kefu.loadtest import rabbitmq_problem
+
+    if problem := rabbitmq_problem(DEFAULT_URL):
+        pytest.skip(problem)
+    route = uuid.uuid4().hex[:8]
+    assert asyncio.run(_failed_publish_is_published_later(f"kefu-test-{route}", f"kefu_test_{route}", "hangs")) == 1
 
 
 def test_an_event_returned_as_unroutable_is_published_again():

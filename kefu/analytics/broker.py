@@ -112,6 +112,10 @@ class KefuSQLEventBroker(SQLEventBroker):
 
 # Seconds between attempts to send again the events a failed publish kept.
 PIKA_RETRY_SECONDS = 2.0
+# Seconds a publish may take, confirmation included, before its event is kept
+# and sent again (a confirmation that comes late makes a duplicate, which the
+# analytics writer counts once).
+PIKA_PUBLISH_DEADLINE_SECONDS = 10.0
 
 
 class KefuPikaEventBroker(PikaEventBroker):
@@ -130,6 +134,12 @@ class KefuPikaEventBroker(PikaEventBroker):
       connection is made again: one that fails after that waited for the
       next outage. Here kept events are sent again every PIKA_RETRY_SECONDS,
       and as soon as a publish succeeds.
+    - A publish whose frames were queued on a channel when RabbitMQ went
+      away waits forever (aiormq resolves neither the frames' drain future
+      nor, under its lock, the publishes queued behind it): those events
+      were neither sent nor kept (fault test 5 lost 15 of 193 user events
+      that way, traced on 2026-11-28). Here every publish has a deadline
+      (PIKA_PUBLISH_DEADLINE_SECONDS); a publish past it is kept.
 
     Events kept in memory are lost if the process dies before RabbitMQ is
     back; their order relative to newer events is not kept. Written against
@@ -144,13 +154,19 @@ class KefuPikaEventBroker(PikaEventBroker):
         super().__init__(*args, **kwargs)
         self._retry: asyncio.TimerHandle | None = None
         self._failing = False
+        self.publish_deadline_seconds = PIKA_PUBLISH_DEADLINE_SECONDS
 
     async def _publish(self, event: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         if self._exchange is None:
             self._keep(event, "not connected")
             return
         try:
-            confirmation = await self._exchange.publish(self._message(event, headers), "")
+            confirmation = await asyncio.wait_for(
+                self._exchange.publish(self._message(event, headers), ""), self.publish_deadline_seconds
+            )
+        except asyncio.TimeoutError:
+            self._keep(event, f"no confirmation within {self.publish_deadline_seconds:g} s")
+            return
         except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - kept, sent again; never raised
             # CancelledError: aiormq ends the publishes still waiting for their
             # confirmation so when the connection closes (RabbitMQ stopping).
