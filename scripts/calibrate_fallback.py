@@ -14,10 +14,12 @@ head of the ranking) are certain and never replayed.
 Scoring: a message labelled `nlu_fallback` (the dev set's vague fragments
 and requests no intent covers) is right only when it falls back; any other
 message is right only when it is answered with its intent (for faq, with
-its sub-intent, as the response selector picked it). The pair with the
-highest accuracy wins; among equal pairs the lowest threshold, then the
-lowest ambiguity threshold (fewer turns lost to a needless fallback on
-text unlike ours). `--also` files are reported at the chosen pair and
+its sub-intent, as the response selector picked it). Chosen: the lowest
+threshold (then ambiguity threshold) whose accuracy is within one binomial
+standard error of the best pair's (the one-standard-error rule: on a few
+hundred messages closer accuracies are noise, and a lower threshold loses
+fewer turns to a needless fallback on text unlike ours). Both the best pair
+and the chosen one are printed. `--also` files are reported at the chosen pair and
 along the grid for information only (their labels have no nlu_fallback,
 so they would only ever push the threshold down).
 
@@ -30,8 +32,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import json
+import math
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,16 +53,12 @@ class Parsed:
     rule: str | None = None  # intent decided by rule, if any
 
 
-def _label(intent: str) -> str:
-    return intent  # faq/<key> stays whole: the sub-intent must be right too
-
-
 def parse_all(agent, examples) -> list[Parsed]:
     rows = []
     for message in examples:
         parse = asyncio.run(agent.parse_message(message.get("text")))
         ranking = parse.get("intent_ranking") or []
-        expected = _label(message.get("intent") or "")
+        expected = message.get_full_intent()  # faq/<key>: the sub-intent must be right too
         head = ranking[0] if ranking else parse["intent"]
         if head["name"] in RULE_INTENTS and head["confidence"] >= 1.0:
             rows.append(Parsed(expected, [], rule=head["name"]))
@@ -124,15 +125,42 @@ def main() -> int:
     model = args.model or newest_model()
     if model is None:
         raise SystemExit("no trained model: run `make train` or pass --model")
-    agent = Agent.load(str(model))
-    rows = parse_all(agent, load_data(str(args.nlu)).intent_examples)
-    others = {path.name: parse_all(agent, load_data(str(path)).intent_examples) for path in args.also}
+    # Parses are kept per model and file content (var/calibration): a re-run costs nothing.
+    cache = ROOT / "var" / "calibration" / f"{model.name}.json"
+    parsed = json.loads(cache.read_text()) if cache.exists() else {}
+    agent = None
+    for path in [args.nlu, *args.also]:
+        key = f"{path.name}:{hashlib.sha1(path.read_bytes()).hexdigest()}"
+        if key not in parsed:
+            agent = agent or Agent.load(str(model))
+            parsed[key] = [asdict(row) for row in parse_all(agent, load_data(str(path)).intent_examples)]
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps(parsed, ensure_ascii=False))
+    loaded = {
+        path.name: [Parsed(r["expected"], [tuple(x) for x in r["ranking"]], r["rule"]) for r in parsed[key]]
+        for path in [args.nlu, *args.also]
+        for key in [f"{path.name}:{hashlib.sha1(path.read_bytes()).hexdigest()}"]
+    }
+    rows = loaded[args.nlu.name]
+    others = {path.name: loaded[path.name] for path in args.also}
     out_of_scope = sum(row.expected == FALLBACK for row in rows)
     print(f"{args.nlu.name}: {len(rows)} messages ({out_of_scope} should fall back), model {model.name}")
 
     grid = {(t, a): score(rows, t, a) for t in THRESHOLDS for a in AMBIGUITIES}
-    best_threshold, best_ambiguity = max(grid, key=lambda pair: (grid[pair][0], -pair[0], -pair[1]))
+    top_pair = max(grid, key=lambda pair: (grid[pair][0], -pair[0], -pair[1]))
+    top = grid[top_pair][0]
+    # One-standard-error rule: a few hundred messages cannot tell accuracies
+    # a binomial standard error apart, so take the lowest pair within one of
+    # the best (fewer needless fallbacks on text unlike the dev set's).
+    standard_error = math.sqrt(top * (1 - top) / len(rows))
+    best_threshold, best_ambiguity = min(
+        (pair for pair, s in grid.items() if s[0] >= top - standard_error), key=lambda pair: (pair[0], pair[1])
+    )
     best = grid[(best_threshold, best_ambiguity)][0]
+    print(
+        f"best accuracy {top:.3f} at threshold {top_pair[0]} ambiguity {top_pair[1]}; "
+        f"one standard error {standard_error:.3f}"
+    )
     print(
         "threshold ambiguity  accuracy  fallbacks  of which right  out-of-scope caught"
         + "".join(f"  {name}" for name in others)
@@ -140,7 +168,7 @@ def main() -> int:
     shown = sorted(
         {(t, best_ambiguity) for t in THRESHOLDS[::5]}
         | {(best_threshold, a) for a in (0.0, 0.05, 0.1)}
-        | {(best_threshold, best_ambiguity)}
+        | {(best_threshold, best_ambiguity), top_pair}
     )
     for t, a in shown:
         accuracy, fallbacks, lost, caught = grid[(t, a)]
@@ -150,7 +178,8 @@ def main() -> int:
     plateau = sorted(t for (t, a), s in grid.items() if a == best_ambiguity and s[0] == best)
     print(
         f"chosen: threshold {best_threshold} ambiguity_threshold {best_ambiguity}: accuracy {best:.3f} "
-        f"(same accuracy for thresholds {plateau[0]}-{plateau[-1]} at this ambiguity)"
+        f"(the lowest pair within one standard error of the best; same accuracy for thresholds "
+        f"{plateau[0]}-{plateau[-1]} at this ambiguity)"
     )
     for name, other in others.items():
         accuracy, fallbacks, lost, _ = score(other, best_threshold, best_ambiguity)
