@@ -101,6 +101,21 @@ def score(rows: list[Parsed], threshold: float, ambiguity: float) -> tuple[float
     return right / max(len(rows), 1), fallbacks, lost, caught
 
 
+def choose(
+    rows: list[Parsed],
+) -> tuple[dict[tuple[float, float], tuple[float, int, int, int]], tuple[float, float], tuple[float, float], float]:
+    """The grid of scores, the best pair, the chosen pair and one standard error."""
+    grid = {(t, a): score(rows, t, a) for t in THRESHOLDS for a in AMBIGUITIES}
+    top_pair = max(grid, key=lambda pair: (grid[pair][0], -pair[0], -pair[1]))
+    top = grid[top_pair][0]
+    # One-standard-error rule: a few hundred messages cannot tell accuracies
+    # a binomial standard error apart, so take the lowest pair within one of
+    # the best (fewer needless fallbacks on text unlike the dev set's).
+    standard_error = math.sqrt(top * (1 - top) / max(len(rows), 1))
+    chosen = min((pair for pair, s in grid.items() if s[0] >= top - standard_error), key=lambda pair: pair)
+    return grid, top_pair, chosen, standard_error
+
+
 def write_config(path: Path, threshold: float, ambiguity: float) -> None:
     text = path.read_text(encoding="utf-8")
     block = re.search(r"- name: FallbackClassifier\n(\s+threshold: )[0-9.]+\n(\s+ambiguity_threshold: )[0-9.]+", text)
@@ -146,16 +161,8 @@ def main() -> int:
     out_of_scope = sum(row.expected == FALLBACK for row in rows)
     print(f"{args.nlu.name}: {len(rows)} messages ({out_of_scope} should fall back), model {model.name}")
 
-    grid = {(t, a): score(rows, t, a) for t in THRESHOLDS for a in AMBIGUITIES}
-    top_pair = max(grid, key=lambda pair: (grid[pair][0], -pair[0], -pair[1]))
+    grid, top_pair, (best_threshold, best_ambiguity), standard_error = choose(rows)
     top = grid[top_pair][0]
-    # One-standard-error rule: a few hundred messages cannot tell accuracies
-    # a binomial standard error apart, so take the lowest pair within one of
-    # the best (fewer needless fallbacks on text unlike the dev set's).
-    standard_error = math.sqrt(top * (1 - top) / len(rows))
-    best_threshold, best_ambiguity = min(
-        (pair for pair, s in grid.items() if s[0] >= top - standard_error), key=lambda pair: (pair[0], pair[1])
-    )
     best = grid[(best_threshold, best_ambiguity)][0]
     print(
         f"best accuracy {top:.3f} at threshold {top_pair[0]} ambiguity {top_pair[1]}; "
