@@ -34,6 +34,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from kefu.cv import source_group  # noqa: E402
 from kefu.nlu.pleasantry import request_text  # noqa: E402
 from kefu.nlu.text import normalise  # noqa: E402
 
@@ -173,7 +174,7 @@ def main() -> None:
     featuriser = Featuriser(use_encoder=not args.no_encoder)
     data = read_examples(sorted((ROOT / "data" / "nlu").glob("*.yml")))
     print(f"training examples: {len(data)}, intents: {len(set(lab for _, lab in data))}")
-    groups = [re.sub(r"\W", "", request_text(normalise(t))) for t, _ in data]
+    groups = [source_group(t) for t, _ in data]  # the folds of `make cv` group alike
     labels = [lab for _, lab in data]
     predicted = [""] * len(data)
     folds = StratifiedGroupKFold(n_splits=args.folds, shuffle=True, random_state=1)

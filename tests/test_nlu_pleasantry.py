@@ -25,6 +25,8 @@ from kefu.nlu.pleasantry import content_span, request_text
         ("你好 帮我取消订单 麻烦了", "帮我取消订单"),
         ("帮我查下物流 万分感谢", "帮我查下物流"),
         ("好的 物流信息我看到了 谢谢你", "好的 物流信息我看到了"),
+        # A question is still a request, even among closing words.
+        ("问题解决了吗 谢谢", "问题解决了吗"),
     ],
 )
 def test_the_request_is_found_inside_pleasantries(text: str, expected: str) -> None:
@@ -53,6 +55,10 @@ def test_the_request_is_found_inside_pleasantries(text: str, expected: str) -> N
         "好的 我没有别的问题了 谢谢",
         "嗯 那我再等等 谢谢啦",
         "好的 收到了 万分感谢",
+        "明白 麻烦你了 谢谢",
+        "问题已经解决了 非常感谢",
+        "好的我去试试 谢谢啦",
+        "行 那我等着 谢谢哈",
         # Not a pleasantry at all, or 亲/hi/客服 inside a word.
         "亲子装有吗",
         "hifi耳机推荐",

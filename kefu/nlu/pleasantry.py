@@ -146,6 +146,23 @@ _ACKNOWLEDGEMENTS = (
     "那我再等等",
     "我记下了",
     "记下了",
+    # More closings seen with a thank-you: "明白 麻烦你了 谢谢", "问题解决了
+    # 非常感谢", "好的我去试试 谢谢啦", "行 那我等着 谢谢哈" thank, they ask
+    # nothing (a question keeps its 吗 and stays a request).
+    "明白",
+    "懂",
+    "问题解决了",
+    "问题已经解决了",
+    "已经解决了",
+    "解决了",
+    "我去试试",
+    "我试试",
+    "试试看",
+    "我等着",
+    "那我等着",
+    "等你们消息",
+    "我等你们消息",
+    "找到了",
 )
 
 
