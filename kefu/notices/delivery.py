@@ -13,7 +13,9 @@ WeChat's window, then the send, and one send-log row whatever happened.
 
 A notice is claimed before it is sent (store.claim: one worker at a time,
 with a lease), so a retry of the job, a second worker or a restart never
-sends it twice. The one gap left is a worker killed between WeChat's
+sends it twice. WeChat's 5 messages per window are slots taken in the
+database before the send (store.take_wechat_slot), so two threads or
+workers sending to one follower at once never exceed 5. The one gap left is a worker killed between WeChat's
 answer and the write of 'sent': that notice is sent again when its lease
 runs out (at most once more)."""
 
@@ -28,7 +30,7 @@ from typing import Any, Protocol
 
 from kefu.channels.wechat_text import render_text
 from kefu.db.engine import utcnow
-from kefu.notices.rules import QuietHours, retry_delay, wechat_refusal
+from kefu.notices.rules import WECHAT_MAX_IN_WINDOW, QuietHours, retry_delay, wechat_refusal
 from kefu.notices.store import NoticeRow, NoticeStore, Situation
 
 logger = logging.getLogger(__name__)
@@ -179,9 +181,15 @@ class Deliverer:
         if refusal is not None:
             end("skipped", "skipped", refusal)
             return Outcome(notice_id, "skipped", refusal, campaign_id=campaign)
+        # The count above was read without a lock: another thread may be
+        # sending to this follower now. The slot is the atomic check.
+        if self.store.take_wechat_slot(openid, notice_id, WECHAT_MAX_IN_WINDOW) is None:
+            end("skipped", "skipped", "wechat_window_full", detail="no free slot in the window")
+            return Outcome(notice_id, "skipped", "wechat_window_full", campaign_id=campaign)
         try:
             self.wechat.send_text(openid, render_text(notice.messages))
         except Exception as exc:  # noqa: BLE001 - every failure is logged and classified below
+            self.store.release_wechat_slot(openid, notice_id)
             code = getattr(exc, "errcode", None)
             if code in WECHAT_REFUSALS:
                 end("skipped", "skipped", WECHAT_REFUSALS[code], detail=f"{code}: {exc}")
