@@ -54,6 +54,8 @@ class ActionMarketingConsent(Action):
         if kind == "all":
             # Both kinds: the answer says what is now on or off, changed or not.
             dispatcher.utter_message(response=f"utter_all_notices_{result.removeprefix('already_')}")
+        elif kind == "service":
+            dispatcher.utter_message(response=f"utter_service_{result}")
         else:
-            dispatcher.utter_message(response=f"utter_{kind or 'marketing'}_{result}")
+            dispatcher.utter_message(response=f"utter_marketing_{result}")
         return []
