@@ -124,3 +124,30 @@ def test_two_sender_threads_never_send_a_sixth_message_in_the_window(shop_url):
         assert sent_rows == WECHAT_MAX_IN_WINDOW
     finally:
         forget(shop_url, customer_id, openid)
+
+
+def test_schema_step_7_gives_messages_already_sent_their_slots(tmp_path):
+    """A database upgraded in the middle of a window: what was sent in it
+    before the slots existed takes its slots, so the window is not counted
+    from zero; running the step again adds nothing."""
+    from kefu.db.engine import MIGRATIONS, ensure_schema
+    from kefu.shop.demo import seed
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'shop.sqlite3'}")
+    seed(engine, orders=20)
+    ensure_schema(engine)
+    customer_id, openid = follower(f"sqlite:///{tmp_path / 'shop.sqlite3'}")
+    store = NoticeStore(engine)
+    for i in range(3):  # three sent in this window, the way the send log records them
+        notice_id = store.add(f"old:{i}", customer_id, "service", "external", [{"text": "x"}])
+        store.finish(notice_id, "sent", channel="wechat", outcome="sent", address=openid)
+    with engine.begin() as conn:
+        MIGRATIONS[7](conn)
+        MIGRATIONS[7](conn)
+    with session_scope(engine) as session:
+        slots = sorted(
+            session.execute(select(WeChatWindowSlot.slot).where(WeChatWindowSlot.openid == openid)).scalars()
+        )
+    assert slots == [1, 2, 3]
+    fresh = [store.add(f"new:{i}", customer_id, "service", "external", [{"text": "x"}]) for i in range(3)]
+    assert [store.take_wechat_slot(openid, n) for n in fresh] == [4, 5, None]
