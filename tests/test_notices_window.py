@@ -10,6 +10,7 @@ import time
 import uuid
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import delete, func, select
 
 from kefu.db.engine import make_engine, session_scope, utcnow
@@ -101,7 +102,8 @@ def test_eight_senders_take_five_slots_at_most(shop_url):
         forget(shop_url, customer_id, openid)
 
 
-def test_two_sender_threads_never_send_a_sixth_message_in_the_window(shop_url):
+@pytest.mark.parametrize("batched", [False, True], ids=["one by one", "in batches"])
+def test_two_sender_threads_never_send_a_sixth_message_in_the_window(shop_url, batched):
     customer_id, openid = follower(shop_url)
     try:
         store = NoticeStore(make_engine(shop_url))
@@ -110,7 +112,10 @@ def test_two_sender_threads_never_send_a_sixth_message_in_the_window(shop_url):
         # Two workers, each with its own engine, each sending its half one by one.
         deliverers = [Deliverer(NoticeStore(make_engine(shop_url)), fake) for _ in range(2)]
         halves = [ids[0::2], ids[1::2]]
-        outcomes = run_together(2, lambda i: [deliverers[i].deliver(n) for n in halves[i]])
+        if batched:  # as the queue's deliver job does: claimed, checked and slotted by batch
+            outcomes = run_together(2, lambda i: deliverers[i].deliver_many(halves[i]))
+        else:
+            outcomes = run_together(2, lambda i: [deliverers[i].deliver(n) for n in halves[i]])
         results = [o.result for side in outcomes for o in side]
         assert len(fake.sent) == WECHAT_MAX_IN_WINDOW
         assert results.count("sent") == WECHAT_MAX_IN_WINDOW

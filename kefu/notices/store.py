@@ -639,37 +639,62 @@ class NoticeStore:
         cannot both take the 5th: on PostgreSQL the second INSERT waits for
         the first's commit and then conflicts; SQLite runs one writer at a
         time. Committed before the message is sent."""
+        return self.take_wechat_slots([(openid, notice_id)], limit)[notice_id]
+
+    def take_wechat_slots(self, wanted: list[tuple[str, int]], limit: int = 5) -> dict[int, int | None]:
+        """take_wechat_slot() for a batch of (openid, notice id), in one
+        transaction: notice id -> its slot, or None."""
+        taken: dict[int, int | None] = {}
+        if not wanted:
+            return taken
+        now = utcnow()
         with session_scope(self.engine) as session:
-            start = session.execute(
-                select(WeChatContact.last_message_at).where(WeChatContact.openid == openid)
-            ).scalar_one_or_none()
-            if start is None:
-                return None
-            mine = session.execute(
-                select(WeChatWindowSlot.slot).where(
-                    WeChatWindowSlot.openid == openid,
-                    WeChatWindowSlot.window_start == start,
-                    WeChatWindowSlot.notice_id == notice_id,
+            starts = dict(
+                session.execute(
+                    select(WeChatContact.openid, WeChatContact.last_message_at).where(
+                        WeChatContact.openid.in_({openid for openid, _ in wanted})
+                    )
+                ).all()
+            )
+            for openid, notice_id in wanted:
+                start = starts.get(openid)
+                taken[notice_id] = (
+                    None if start is None else self._take_slot(session, openid, start, notice_id, limit, now)
                 )
-            ).scalar_one_or_none()
-            if mine is not None:
-                return int(mine)
-            now = utcnow()
-            for slot in range(1, limit + 1):
-                values = dict(openid=openid, window_start=start, slot=slot, notice_id=notice_id, taken_at=now)
-                if insert_unless_exists(session, WeChatWindowSlot.__table__, values, None):
-                    return slot
-            return None
+        return taken
+
+    @staticmethod
+    def _take_slot(session, openid: str, start: datetime, notice_id: int, limit: int, now: datetime) -> int | None:
+        mine = session.execute(
+            select(WeChatWindowSlot.slot).where(
+                WeChatWindowSlot.openid == openid,
+                WeChatWindowSlot.window_start == start,
+                WeChatWindowSlot.notice_id == notice_id,
+            )
+        ).scalar_one_or_none()
+        if mine is not None:
+            return int(mine)
+        for slot in range(1, limit + 1):
+            values = dict(openid=openid, window_start=start, slot=slot, notice_id=notice_id, taken_at=now)
+            if insert_unless_exists(session, WeChatWindowSlot.__table__, values, None):
+                return slot
+        return None
 
     def release_wechat_slot(self, openid: str, notice_id: int) -> None:
         """The message was not sent (WeChat refused it, or a temporary
         failure): its slot is free for another."""
+        self.release_wechat_slots([(openid, notice_id)])
+
+    def release_wechat_slots(self, pairs: list[tuple[str, int]]) -> None:
+        if not pairs:
+            return
         with session_scope(self.engine) as session:
-            session.execute(
-                delete(WeChatWindowSlot).where(
-                    WeChatWindowSlot.openid == openid, WeChatWindowSlot.notice_id == notice_id
+            for openid, notice_id in pairs:
+                session.execute(
+                    delete(WeChatWindowSlot).where(
+                        WeChatWindowSlot.openid == openid, WeChatWindowSlot.notice_id == notice_id
+                    )
                 )
-            )
 
     def wechat_window(self, openid: str) -> tuple[datetime | None, int]:
         """When the follower last wrote, and how many notices were sent to them since."""
