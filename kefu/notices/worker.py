@@ -17,8 +17,9 @@ from kefu.db.engine import DatabaseError, ensure_schema
 
 logger = logging.getLogger("kefu.notices.worker")
 
-# The worker's niceness unless KEFU_NOTICE_NICE says otherwise.
-DEFAULT_NICE = 0
+# The worker's niceness unless KEFU_NOTICE_NICE says otherwise: 10, so that
+# chatting customers get the CPU first (BENCHMARKS.md, notices section).
+DEFAULT_NICE = 10
 
 
 def main(argv: list[str] | None = None) -> int:
