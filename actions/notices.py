@@ -1,4 +1,5 @@
-"""订阅优惠 / 退订 / TD: the customer's consent to marketing notices."""
+"""订阅优惠 / 退订 / TD: the customer's consent to marketing notices; with a
+notice_kind entity (不要再发物流通知, 退订通知) to the service notices or both."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import call, failures_answered, latest_intent, metadata, order_service
+from actions.common import call, failures_answered, latest_entity, latest_intent, metadata, order_service
 from actions.orders import customer_id_of
 from kefu.notices.consent import ConsentService
 
@@ -46,6 +47,15 @@ class ActionMarketingConsent(Action):
             dispatcher.utter_message(response="utter_marketing_consent_needs_login")
             return []
         granted = latest_intent(tracker) == "subscribe_marketing"
-        result = await call(consent_service().marketing, customer_id, granted, tracker.sender_id)
-        dispatcher.utter_message(response=f"utter_marketing_{result}")
+        kind = latest_entity(tracker, "notice_kind")
+        if kind not in ("service", "all"):
+            kind = None  # marketing, what the intents mean without an entity
+        result = await call(consent_service().choose, customer_id, kind, granted, tracker.sender_id)
+        if kind == "all":
+            # Both kinds: the answer says what is now on or off, changed or not.
+            dispatcher.utter_message(response=f"utter_all_notices_{result.removeprefix('already_')}")
+        elif kind == "service":
+            dispatcher.utter_message(response=f"utter_service_{result}")
+        else:
+            dispatcher.utter_message(response=f"utter_marketing_{result}")
         return []

@@ -155,7 +155,7 @@ def test_version_5_database_gets_one_open_ticket_per_item(backend, request, tmp_
     with engine.begin() as conn:
         conn.execute(update(AftersalesTicket).where(AftersalesTicket.id == third.id).values(status="rejected"))
 
-    assert ensure_schema(engine) == SCHEMA_VERSION == current_schema_version(engine) == 6
+    assert ensure_schema(engine) == SCHEMA_VERSION == current_schema_version(engine)
     status = {t.ticket_no: t.status for t in repository.tickets_of_order(order.id)}
     assert status == {first.ticket_no: "open", second.ticket_no: "closed", third.ticket_no: "rejected"}
     with engine.connect() as conn:

@@ -448,6 +448,76 @@ def test_chat_consent_action_records_the_choice_of_a_known_customer_only(store):
         use_consent_service(None)
 
 
+def test_service_notices_are_stopped_and_restarted_by_chat(store):
+    """不要再发物流通知 / 打开物流通知 / 退订通知: the subscription intents with
+    the notice_kind entity, through the action, stored like marketing."""
+    import asyncio
+
+    from rasa_sdk import Tracker
+    from rasa_sdk.executor import CollectingDispatcher
+
+    from actions.notices import ActionMarketingConsent, use_consent_service
+    from kefu.nlu.rules import extract
+
+    def say(intent: str, text: str, sender: str) -> list[str]:
+        entities = [
+            {"entity": e.entity, "value": e.value, "start": e.start, "end": e.end} for e in extract(text.lower())
+        ]
+        latest = {"text": text, "intent": {"name": intent, "confidence": 0.99}, "entities": entities}
+        slots = {"customer_id": LI}
+        tracker = Tracker(sender, slots, latest, [{"event": "user", "text": text}], False, None, {}, "action_listen")
+        dispatcher = CollectingDispatcher()
+        action: Any = ActionMarketingConsent()
+        asyncio.run(action.run(dispatcher, tracker, {}))
+        return [m.get("response") for m in dispatcher.messages]
+
+    use_consent_service(ConsentService(store))
+    try:
+        waiting = service_notice(store, "shipment:77:2", LI)
+        assert say("unsubscribe_marketing", "不要再发物流通知", "wechat-oLi") == ["utter_service_unsubscribed"]
+        assert store.consent(LI, "service") is False and store.consent(LI, "marketing") is False
+        assert store.get(waiting)["status"] == "cancelled"  # what was waiting is not sent
+        later = service_notice(store, "shipment:78:2", LI)
+        assert Deliverer(store, None).deliver(later).reason == "opted_out"
+        assert say("unsubscribe_marketing", "别再发物流消息了", "web-1") == ["utter_service_already_unsubscribed"]
+        assert say("subscribe_marketing", "物流通知还是打开吧", "web-1") == ["utter_service_subscribed"]
+        assert Deliverer(store, None).deliver(service_notice(store, "shipment:79:2", LI)).result == "kept"
+        # Marketing alone is untouched by the service switch, and the other way round.
+        assert say("subscribe_marketing", "订阅优惠", "web-1") == ["utter_marketing_subscribed"]
+        assert store.consent(LI, "service") is True and store.consent(LI, "marketing") is True
+        # 退订通知: both kinds.
+        assert say("unsubscribe_marketing", "退订通知", "web-1") == ["utter_all_notices_unsubscribed"]
+        assert store.consent(LI, "service") is False and store.consent(LI, "marketing") is False
+        history = [(h["kind"], h["granted"], h["channel"]) for h in store.consent_history(LI)]
+        assert history == [
+            ("service", False, "wechat"),
+            ("service", True, "web"),
+            ("marketing", True, "web"),
+            ("service", False, "web"),
+            ("marketing", False, "web"),
+        ]
+        assert all(isinstance(h["changed_at"], datetime) for h in store.consent_history(LI))
+    finally:
+        use_consent_service(None)
+
+
+def test_notice_kind_entity_rule():
+    from kefu.nlu.rules import extract
+
+    def kind(text: str) -> object:
+        return next((e.value for e in extract(text) if e.entity == "notice_kind"), None)
+
+    assert kind("不要再发物流通知") == "service"
+    assert kind("关闭发货提醒") == "service"
+    assert kind("售后进度的提醒帮我开一下") == "service"
+    assert kind("别给我发订单消息了") == "service"
+    assert kind("退订通知") == "all"
+    assert kind("关掉所有通知") == "all"
+    for marketing in ("退订", "td", "退订优惠通知", "别给我发活动了", "有活动通知我", "关掉活动通知"):
+        assert kind(marketing) is None, marketing
+    assert kind("到货了通知我") is None  # 通知我 asks to be told, it names no notices
+
+
 @pytest.mark.slow  # a dramatiq worker or the whole demo shop: about a second
 def test_demo_advance_makes_notices_for_the_showcase_customer(store):
     from kefu.notices.demo import advance

@@ -60,6 +60,9 @@ conversations = Table(
     Column("started_at", DateTime, nullable=False),
     Column("last_event_at", DateTime, nullable=False),
     Column("channel", String(32), nullable=False, default="web"),
+    # The sender, or 'customer:<id>' once a message of the conversation
+    # carried a valid customer token (writer.customer_of): what a campaign's
+    # conversions join on (kefu/notices/store.py).
     Column("customer_key", String(255), nullable=False),
     Column("user_turns", Integer, nullable=False, default=0),
     Column("fallback_turns", Integer, nullable=False, default=0),
@@ -88,6 +91,10 @@ conversations_cover_index = Index(
     conversations.c.two_fallbacks_in_row,
     conversations.c.sender_id,
 )
+# A campaign's conversions find a customer's conversations by this
+# (kefu/notices/store.py); declared apart so that ensure_tables adds it to a
+# store made before it.
+conversations_customer_index = Index("ix_analytics_conversations_customer", conversations.c.customer_key)
 
 # One row per user message. event_key (a hash of the event's JSON) makes an
 # event delivered twice count once.
@@ -209,5 +216,6 @@ def ensure_tables(engine: Engine) -> None:
             # statement timeout (made for the shop's look-ups); once only.
             connection.execute(text("SET LOCAL statement_timeout = 0"))
         conversations_cover_index.create(connection, checkfirst=True)
+        conversations_customer_index.create(connection, checkfirst=True)
         user_turns_reply_index.create(connection, checkfirst=True)
         user_turns_by_day_index.create(connection, checkfirst=True)

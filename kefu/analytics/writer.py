@@ -47,6 +47,21 @@ def channel_of(event: dict[str, Any]) -> str:
     return "wechat" if sender.startswith("wechat-") or "wechat" in input_channel.lower() else "web"
 
 
+def customer_of(event: dict[str, Any]) -> str | None:
+    """'customer:<id>' when the message came from a logged-in customer: the
+    signed customer token the page sends in the message's metadata, checked
+    as of the message's own time (KEFU_TOKEN_SECRET; a forged or expired
+    token names nobody). WeChat followers are known by their sender id
+    (wechat-<openid>), bound to customers in the shop database."""
+    from kefu.shop.tokens import METADATA_KEY, verify_customer_token
+
+    token = (event.get("metadata") or {}).get(METADATA_KEY)
+    if not token:
+        return None
+    customer_id = verify_customer_token(token, now=float(event.get("timestamp") or 0))
+    return None if customer_id is None else f"customer:{customer_id}"
+
+
 def moment(event: dict[str, Any]) -> datetime:
     return datetime.fromtimestamp(float(event.get("timestamp") or 0), tz=timezone.utc).replace(tzinfo=None)
 
@@ -181,6 +196,9 @@ class AnalyticsWriter:
         }
         if conversation["user_turns"] == 0:
             changes["channel"] = channel_of(event)
+        customer = customer_of(event)
+        if customer is not None:
+            changes["customer_key"] = customer
         self._change(conversation, **changes)
 
     def _bot(self, event: dict[str, Any]) -> None:
@@ -242,6 +260,7 @@ class AnalyticsWriter:
                     handed_off=bindparam("handed_off"),
                     last_event_at=bindparam("last_event_at"),
                     channel=bindparam("channel"),
+                    customer_key=bindparam("customer_key"),
                 ),
                 [
                     {
@@ -255,6 +274,7 @@ class AnalyticsWriter:
                                 "handed_off",
                                 "last_event_at",
                                 "channel",
+                                "customer_key",
                             )
                         },
                         "conversation_id": c["id"],

@@ -28,7 +28,7 @@ from kefu.shop.errors import ShopUnavailable
 logger = logging.getLogger(__name__)
 
 # Bump when the models change, and add a step to MIGRATIONS below.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -314,6 +314,45 @@ def _one_open_ticket_per_item(conn) -> None:
     ONE_OPEN_TICKET_PER_ITEM.create(conn, checkfirst=True)
 
 
+def _wechat_window_slots(conn) -> None:
+    """WeChat's 5 messages per 48-hour window as slots with a primary key
+    (kefu/notices: the cap is taken atomically). create_all has made the
+    table; the messages already sent in open windows take their slots, so
+    a window half used before the upgrade is not counted from zero."""
+    from kefu.db.models import NoticeAttempt, WeChatContact, WeChatWindowSlot
+
+    WeChatWindowSlot.__table__.create(conn, checkfirst=True)
+    sent = conn.execute(
+        select(NoticeAttempt.address, WeChatContact.last_message_at, NoticeAttempt.notice_id, NoticeAttempt.happened_at)
+        .join(WeChatContact, WeChatContact.openid == NoticeAttempt.address)
+        .where(
+            NoticeAttempt.channel == "wechat",
+            NoticeAttempt.outcome == "sent",
+            NoticeAttempt.happened_at > WeChatContact.last_message_at,
+        )
+        .order_by(NoticeAttempt.address, NoticeAttempt.happened_at, NoticeAttempt.id)
+    ).all()
+    taken: dict[str, int] = {}
+    for openid, window_start, notice_id, happened_at in sent:
+        slot = taken.get(openid, 0) + 1
+        if slot > 5:  # sent beyond the cap before the slots existed (WeChat refused those)
+            continue
+        exists = conn.execute(
+            select(WeChatWindowSlot.slot).where(
+                WeChatWindowSlot.openid == openid,
+                WeChatWindowSlot.window_start == window_start,
+                WeChatWindowSlot.notice_id == notice_id,
+            )
+        ).first()
+        if exists is None:  # a re-run of the step adds nothing
+            conn.execute(
+                insert(WeChatWindowSlot).values(
+                    openid=openid, window_start=window_start, slot=slot, notice_id=notice_id, taken_at=happened_at
+                )
+            )
+        taken[openid] = slot
+
+
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     # version reached: step that brings the previous version to it
     2: _migrate_to_2,
@@ -321,6 +360,7 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     4: _notices_tables,
     5: _add_faq_answers,
     6: _one_open_ticket_per_item,
+    7: _wechat_window_slots,
 }
 
 

@@ -538,6 +538,28 @@ class WeChatContact(Base):
     last_message_at = Column(DateTime, nullable=False)
 
 
+class WeChatWindowSlot(Base):
+    """One of the 5 messages WeChat allows in a follower's 48-hour window,
+    taken before the message is sent. The primary key makes the limit hold
+    in the database: two senders at once cannot take the same slot, and
+    there are only 5 (schema step 7). A window is named by the
+    follower's last_message_at; when they write again, a new one starts."""
+
+    __tablename__ = "wechat_window_slots"
+
+    openid = Column(String(64), primary_key=True)
+    window_start = Column(DateTime, primary_key=True)
+    slot = Column(Integer, primary_key=True)
+    notice_id = Column(Integer, ForeignKey("notices.id"), nullable=False)
+    taken_at = Column(DateTime, nullable=False)
+
+    __table_args__ = (
+        CheckConstraint("slot BETWEEN 1 AND 5", name="ck_wechat_window_slot_range"),
+        # A notice retried in the same window keeps its slot.
+        UniqueConstraint("openid", "window_start", "notice_id", name="uq_wechat_window_slot_notice"),
+    )
+
+
 class NoticeCursor(Base):
     """High-water marks of the trigger polls (last shipment event id seen…)."""
 

@@ -1,5 +1,6 @@
 """Rule-based entities: order numbers, phone tails, tracking numbers, sizes,
-budgets and satisfaction scores. No Rasa import; the Rasa component wraps `extract`.
+budgets, satisfaction scores and the kind of notice a (un)subscription
+names. No Rasa import; the Rasa component wraps `extract`.
 
 All patterns run on normalised text (kefu.nlu.text.normalise), whose
 character offsets equal the original's.
@@ -90,6 +91,21 @@ def _overlaps(a: RuleEntity, taken: list[RuleEntity]) -> bool:
 REASON_QUALITY = re.compile(r"质量问题|质量(?=有问题|有点问题)")
 
 
+# Which notices 订阅 / 退订 is about (entity notice_kind, read by
+# action_marketing_consent). A service word before 通知/提醒/消息/推送
+# names the service notices; 所有/全部 通知, or a bare 通知 that names no
+# kind (退订通知), names all of them. Anything that says 优惠/活动/… is the
+# marketing notices, the intents' default, and gets no entity. "通知我"
+# (notify me) is a verb, not the notices.
+_NOTICE_NOUN = r"(?:通知|提醒|消息|推送|短信)"
+NOTICE_SERVICE = re.compile(
+    r"(?:物流|发货|快递|派送|配送|签收|包裹|订单|售后|退款|退货|服务|催付|付款|支付)"
+    r"(?:进度|状态|动态|信息|相关|方面|类)?(?:的)?" + _NOTICE_NOUN
+)
+NOTICE_ALL = re.compile(r"(?:所有|全部|一切|任何|什么)(?:的)?" + _NOTICE_NOUN + r"|通知(?!我)")
+NOTICE_MARKETING = re.compile(r"优惠|活动|促销|营销|广告|推广|福利|秒杀|折扣|上新|券|大促|降价")
+
+
 def extract(text: str) -> list[RuleEntity]:
     """Entities found in normalised `text`, without overlaps, in text order."""
     found: list[RuleEntity] = []
@@ -123,4 +139,11 @@ def extract(text: str) -> list[RuleEntity]:
         add("score", match, 0, int(digit) if digit.isdigit() else _STAR_DIGITS[digit])
     for match in SCORE_WORD.finditer(text):
         add("score", match, 0, _SCORE_VALUES[match.group(0)])
+    service = NOTICE_SERVICE.search(text)
+    if service:
+        add("notice_kind", service, 0, "service")
+    elif not NOTICE_MARKETING.search(text):
+        every = NOTICE_ALL.search(text)
+        if every:
+            add("notice_kind", every, 0, "all")
     return sorted(found, key=lambda e: e.start)

@@ -13,7 +13,9 @@ WeChat's window, then the send, and one send-log row whatever happened.
 
 A notice is claimed before it is sent (store.claim: one worker at a time,
 with a lease), so a retry of the job, a second worker or a restart never
-sends it twice. The one gap left is a worker killed between WeChat's
+sends it twice. WeChat's 5 messages per window are slots taken in the
+database before the send (store.take_wechat_slot), so two threads or
+workers sending to one follower at once never exceed 5. The one gap left is a worker killed between WeChat's
 answer and the write of 'sent': that notice is sent again when its lease
 runs out (at most once more)."""
 
@@ -28,7 +30,7 @@ from typing import Any, Protocol
 
 from kefu.channels.wechat_text import render_text
 from kefu.db.engine import utcnow
-from kefu.notices.rules import QuietHours, retry_delay, wechat_refusal
+from kefu.notices.rules import WECHAT_MAX_IN_WINDOW, QuietHours, retry_delay, wechat_refusal
 from kefu.notices.store import NoticeRow, NoticeStore, Situation
 
 logger = logging.getLogger(__name__)
@@ -68,6 +70,10 @@ class WeChatApiSender:
         if not (app_id and secret):
             return None
         return cls(app_id, secret, os.environ.get("REDIS_URL") or None)
+
+
+# _send's default: no slot taken for the message yet.
+_TAKE = object()
 
 
 @dataclass(frozen=True)
@@ -112,22 +118,39 @@ class Deliverer:
         outcomes = [Outcome(i, "not_claimed") for i in notice_ids if i not in taken]
         batch: list[dict] = []
         sent_here: dict[str, int] = {}
+        # The window slots of the batch's WeChat messages, taken in one
+        # transaction; those of messages not sent after all are given back
+        # together at the end.
+        followers = [
+            (situations[n.id].openid, n.id) for n in notices if situations[n.id].openid and self.wechat is not None
+        ]
+        slots = self.store.take_wechat_slots(
+            [(openid, notice_id) for openid, notice_id in followers if openid], WECHAT_MAX_IN_WINDOW
+        )
+        unused: list[tuple[str, int]] = []
         for notice in notices:
             situation = situations[notice.id]
             if situation.openid and self.wechat is not None:
                 openid = situation.openid
                 situation = replace(situation, sent_since=situation.sent_since + sent_here.get(openid, 0))
-                outcome = self._send(notice, situation, batch=None)
+                outcome = self._send(notice, situation, batch=None, slot=slots[notice.id])
                 if outcome.result == "sent":
                     sent_here[openid] = sent_here.get(openid, 0) + 1
+                elif slots[notice.id] is not None:
+                    unused.append((openid, notice.id))
                 outcomes.append(outcome)
             else:
                 outcomes.append(self._send(notice, situation, batch=batch))
         self.store.finish_many(batch)
+        self.store.release_wechat_slots(unused)
         return outcomes
 
-    def _send(self, notice: NoticeRow, situation: Situation, batch: list[dict] | None) -> Outcome:
-        """Decide and send; the end of the try is written now, or added to `batch`."""
+    def _send(
+        self, notice: NoticeRow, situation: Situation, batch: list[dict] | None, slot: int | None | object = _TAKE
+    ) -> Outcome:
+        """Decide and send; the end of the try is written now, or added to
+        `batch`. `slot`: the WeChat window slot deliver_many took for it
+        (None: none was free), or _TAKE to take one here."""
         notice_id, campaign = notice.id, notice.campaign_id
         now = self.clock()
         openid = situation.openid
@@ -179,9 +202,17 @@ class Deliverer:
         if refusal is not None:
             end("skipped", "skipped", refusal)
             return Outcome(notice_id, "skipped", refusal, campaign_id=campaign)
+        # The count above was read without a lock: another thread may be
+        # sending to this follower now. The slot is the atomic check.
+        if slot is _TAKE:
+            slot = self.store.take_wechat_slot(openid, notice_id, WECHAT_MAX_IN_WINDOW)
+        if slot is None:
+            end("skipped", "skipped", "wechat_window_full", detail="no free slot in the window")
+            return Outcome(notice_id, "skipped", "wechat_window_full", campaign_id=campaign)
         try:
             self.wechat.send_text(openid, render_text(notice.messages))
         except Exception as exc:  # noqa: BLE001 - every failure is logged and classified below
+            self.store.release_wechat_slot(openid, notice_id)
             code = getattr(exc, "errcode", None)
             if code in WECHAT_REFUSALS:
                 end("skipped", "skipped", WECHAT_REFUSALS[code], detail=f"{code}: {exc}")

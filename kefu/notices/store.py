@@ -32,6 +32,7 @@ from kefu.db.models import (
     Product,
     Promotion,
     WeChatContact,
+    WeChatWindowSlot,
 )
 
 logger = logging.getLogger(__name__)
@@ -126,6 +127,20 @@ class Audience:
         if self.unpaid:
             query = query.where(Customer.id.in_(select(Order.customer_id).where(Order.status == "pending_payment")))
         return query
+
+
+def _plus_days(column: Any, days: int, dialect: str) -> Any:
+    """`column` + `days` days in SQL (SQLite keeps datetimes as text)."""
+    if dialect == "sqlite":
+        return func.strftime("%Y-%m-%d %H:%M:%f", column, f"+{days} days")
+    return column + timedelta(days=days)
+
+
+def _has_analytics(session: Any) -> bool:
+    """The analytics tables exist once the event broker or its consumer ran."""
+    from sqlalchemy import inspect
+
+    return bool(inspect(session.connection()).has_table("analytics_user_turns"))
 
 
 class NoticeStore:
@@ -615,6 +630,72 @@ class NoticeStore:
             ):
                 session.execute(update(WeChatContact).where(WeChatContact.openid == openid).values(last_message_at=at))
 
+    def take_wechat_slot(self, openid: str, notice_id: int, limit: int = 5) -> int | None:
+        """Take one of the `limit` messages of the follower's current window
+        for `notice_id`, before sending it: the slot number (1..limit), the
+        one this notice took already in this window, or None when the window
+        is full or the follower never wrote. Each slot is a primary key
+        (openid, window start, slot), so two senders at the same instant
+        cannot both take the 5th: on PostgreSQL the second INSERT waits for
+        the first's commit and then conflicts; SQLite runs one writer at a
+        time. Committed before the message is sent."""
+        return self.take_wechat_slots([(openid, notice_id)], limit)[notice_id]
+
+    def take_wechat_slots(self, wanted: list[tuple[str, int]], limit: int = 5) -> dict[int, int | None]:
+        """take_wechat_slot() for a batch of (openid, notice id), in one
+        transaction: notice id -> its slot, or None."""
+        taken: dict[int, int | None] = {}
+        if not wanted:
+            return taken
+        now = utcnow()
+        with session_scope(self.engine) as session:
+            starts = dict(
+                session.execute(
+                    select(WeChatContact.openid, WeChatContact.last_message_at).where(
+                        WeChatContact.openid.in_({openid for openid, _ in wanted})
+                    )
+                ).all()
+            )
+            for openid, notice_id in wanted:
+                start = starts.get(openid)
+                taken[notice_id] = (
+                    None if start is None else self._take_slot(session, openid, start, notice_id, limit, now)
+                )
+        return taken
+
+    @staticmethod
+    def _take_slot(session, openid: str, start: datetime, notice_id: int, limit: int, now: datetime) -> int | None:
+        mine = session.execute(
+            select(WeChatWindowSlot.slot).where(
+                WeChatWindowSlot.openid == openid,
+                WeChatWindowSlot.window_start == start,
+                WeChatWindowSlot.notice_id == notice_id,
+            )
+        ).scalar_one_or_none()
+        if mine is not None:
+            return int(mine)
+        for slot in range(1, limit + 1):
+            values = dict(openid=openid, window_start=start, slot=slot, notice_id=notice_id, taken_at=now)
+            if insert_unless_exists(session, WeChatWindowSlot.__table__, values, None):
+                return slot
+        return None
+
+    def release_wechat_slot(self, openid: str, notice_id: int) -> None:
+        """The message was not sent (WeChat refused it, or a temporary
+        failure): its slot is free for another."""
+        self.release_wechat_slots([(openid, notice_id)])
+
+    def release_wechat_slots(self, pairs: list[tuple[str, int]]) -> None:
+        if not pairs:
+            return
+        with session_scope(self.engine) as session:
+            for openid, notice_id in pairs:
+                session.execute(
+                    delete(WeChatWindowSlot).where(
+                        WeChatWindowSlot.openid == openid, WeChatWindowSlot.notice_id == notice_id
+                    )
+                )
+
     def wechat_window(self, openid: str) -> tuple[datetime | None, int]:
         """When the follower last wrote, and how many notices were sent to them since."""
         with session_scope(self.engine) as session:
@@ -849,9 +930,13 @@ class NoticeStore:
         return stats
 
     def converted(self, campaign_id: int) -> int:
-        """Customers reached by the campaign who ordered after their notice and
-        within 7 days of the campaign's start, in the promotion's category
-        when it has one. (Asking about the product in the chat is not counted.)"""
+        """Customers reached by the campaign who, within 7 days after their
+        notice was sent, ordered a promoted product (one in the promotion's
+        category; any product when it has none) or asked about one in the
+        chat: a user turn of theirs in the analytics tables (fed by the event
+        broker) naming such a product or the category. A turn is theirs when
+        its conversation carried their customer token (customer_key
+        'customer:<id>') or it came from their WeChat openid."""
         with session_scope(self.engine) as session:
             found = session.execute(
                 select(Campaign.expanded_at, Promotion.category)
@@ -860,16 +945,19 @@ class NoticeStore:
             ).first()
             if found is None or found.expanded_at is None:
                 return 0
+            dialect = session.get_bind().dialect.name
+            week_after = _plus_days(Notice.sent_at, 7, dialect)
             ordered = (
                 select(Order.id)
                 .where(
                     Order.customer_id == Notice.customer_id,
                     Order.created_at >= Notice.sent_at,
-                    Order.created_at <= found.expanded_at + timedelta(days=7),
+                    Order.created_at <= week_after,
                     Order.status != "cancelled",
                 )
                 .correlate(Notice)
             )
+            names: list[str] = []
             if found.category:
                 ordered = ordered.where(
                     Order.id.in_(
@@ -878,18 +966,57 @@ class NoticeStore:
                         .where(Product.category == found.category)
                     )
                 )
+                names = list(session.execute(select(Product.name).where(Product.category == found.category)).scalars())
+            reached = [ordered.exists()]
+            if _has_analytics(session):
+                reached += self._asked(found.category, names, week_after)
             return int(
                 session.execute(
                     select(func.count(Notice.id)).where(
                         Notice.campaign_id == campaign_id,
                         Notice.status.in_(("sent", "delivered")),
-                        ordered.exists(),
+                        or_(*reached),
                     )
                 ).scalar_one()
             )
 
+    @staticmethod
+    def _asked(category: str | None, names: list[str], week_after: Any) -> list[Any]:
+        """EXISTS conditions (correlated with Notice): a user turn of the
+        notice's customer within the week after it naming a product of
+        `category` or the category itself (with no category: any product or
+        category). Two conditions, one per way of knowing the customer, so
+        that each reads its own index."""
+        from kefu.analytics.store import conversations, user_turns
+
+        turns = user_turns.c
+        if category:
+            # products / categories are "|"-joined catalogue names
+            products = literal("|", String) + turns.products + literal("|", String)
+            categories = literal("|", String) + turns.categories + literal("|", String)
+            about = or_(categories.like(f"%|{category}|%"), *[products.like(f"%|{name}|%") for name in names if name])
+        else:
+            about = or_(turns.products != "", turns.categories != "")
+        in_week = and_(turns.at >= Notice.sent_at, turns.at <= week_after, about)
+        by_token = (
+            select(turns.id)
+            .join(conversations, conversations.c.id == turns.conversation_id)
+            .where(
+                conversations.c.customer_key == literal("customer:", String) + cast(Notice.customer_id, String),
+                in_week,
+            )
+            .correlate(Notice)
+        )
+        openid = select(Customer.wechat_openid).where(Customer.id == Notice.customer_id).correlate(Notice)
+        by_wechat = (
+            select(turns.id)
+            .where(turns.sender_id == literal("wechat-", String) + openid.scalar_subquery(), in_week)
+            .correlate(Notice)
+        )
+        return [by_token.exists(), by_wechat.exists()]
+
     def purge(self) -> None:
         """Tests and benchmarks: forget every notice and campaign."""
         with session_scope(self.engine) as session:
-            for model in (NoticeAttempt, Notice, Campaign, NoticeCursor, WeChatContact):
+            for model in (NoticeAttempt, WeChatWindowSlot, Notice, Campaign, NoticeCursor, WeChatContact):
                 session.execute(delete(model))
