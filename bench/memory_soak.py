@@ -45,6 +45,9 @@ SITECUSTOMIZE = """
 import os, signal
 
 _DIR = os.environ.get("KEFU_MEMORY_PROBE_DIR")
+if _DIR and os.environ.get("KEFU_MEMORY_TRACE_ACTIONS") and "kefu.action_server" in sys.orig_argv:
+    import tracemalloc
+    tracemalloc.start(int(os.environ["KEFU_MEMORY_TRACE_ACTIONS"]))
 if _DIR:
     _count = [0]
 
@@ -180,12 +183,13 @@ def main() -> int:
     parser.add_argument("--db", type=int, default=5)
     parser.add_argument("--probe", action="store_true", help="count trackers and objects in Rasa each minute")
     parser.add_argument("--tracemalloc", type=int, default=0, help="frames to trace (0: off; implies --probe)")
+    parser.add_argument("--trace-actions", type=int, default=0, help="tracemalloc frames in the action server only")
     parser.add_argument("--label", default="")
     args = parser.parse_args()
     model = newest_model()
     if model is None:
         raise SystemExit("no model: run `make train` first")
-    probe_on = args.probe or args.tracemalloc > 0
+    probe_on = args.probe or args.tracemalloc > 0 or args.trace_actions > 0
     # Alphanumeric: Rasa's lock store ignores any other key prefix.
     prefix = f"memsoak{uuid.uuid4().hex[:8]}"
     probe_dir = Path(tempfile.mkdtemp(prefix="kefu-memory-soak-"))
@@ -196,6 +200,8 @@ def main() -> int:
         env["KEFU_MEMORY_PROBE_DIR"] = str(probe_dir)
     if args.tracemalloc:
         env["PYTHONTRACEMALLOC"] = str(args.tracemalloc)
+    if args.trace_actions:
+        env["KEFU_MEMORY_TRACE_ACTIONS"] = str(args.trace_actions)
     if args.malloc_arena_max:
         env["MALLOC_ARENA_MAX"] = str(args.malloc_arena_max)
     from kefu.db.engine import database_url as shop_database_url
@@ -227,6 +233,9 @@ def main() -> int:
             senders += len({t.sender for t in result.turns})
             warm = {"rasa": rss_mb(rasa), "actions": rss_mb(actions)}
             probes = [probe(rasa, probe_dir)] if probe_on else []
+            action_probes = 1 if args.trace_actions else 0
+            if action_probes:
+                probe(actions, probe_dir)
             print(
                 f"  warm-up: {result.summary()['turns_per_s']:.1f} turns/s, {senders} conversations; "
                 f"rasa {warm['rasa']:.0f} MB, actions {warm['actions']:.0f} MB" + (f"; {probes[-1]}" if probes else ""),
@@ -246,6 +255,9 @@ def main() -> int:
                 extra = ""
                 if probe_on:
                     probes.append(probe(rasa, probe_dir))
+                if action_probes:
+                    probe(actions, probe_dir)
+                    action_probes += 1
                     extra = f"  {probes[-1]}"
                 print(
                     f"  minute {minute:>2}: {summary['turns_per_s']:5.1f} turns/s p99 {summary['p99_ms']:5.0f} ms "
@@ -267,7 +279,11 @@ def main() -> int:
                         flush=True,
                     )
             if args.tracemalloc and len(probes) >= 2:
+                print("  Rasa:")
                 top_growth(probe_dir, rasa, 1, len(probes))
+            if action_probes >= 2:
+                print("  action server:")
+                top_growth(probe_dir, actions, 1, action_probes)
     finally:
         print(f"  deleted {delete_keys(args.redis, args.db, prefix)} Redis keys of this run ({prefix}*)")
     return 0

@@ -52,8 +52,8 @@ from kefu.shop.privacy import contains_sensitive, mask_in_place, mask_sensitive
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_LIVE_TRACKERS = 1000
-DEFAULT_LIVE_SECONDS = 300.0
+DEFAULT_LIVE_TRACKERS = 200
+DEFAULT_LIVE_SECONDS = 120.0
 # The in-memory store's bounds (endpoints.yml: max_conversations, idle_seconds).
 DEFAULT_MAX_CONVERSATIONS = 10000
 DEFAULT_IDLE_SECONDS = 24 * 3600
