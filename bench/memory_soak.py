@@ -42,7 +42,7 @@ from kefu.testing import newest_model, running_servers
 # process writes what it holds to $KEFU_MEMORY_PROBE_DIR/<pid>-<n>.json
 # (and a tracemalloc snapshot when tracing).
 SITECUSTOMIZE = """
-import os, signal
+import os, signal, sys
 
 _DIR = os.environ.get("KEFU_MEMORY_PROBE_DIR")
 if _DIR and os.environ.get("KEFU_MEMORY_TRACE_ACTIONS") and "kefu.action_server" in sys.orig_argv:
@@ -255,10 +255,10 @@ def main() -> int:
                 extra = ""
                 if probe_on:
                     probes.append(probe(rasa, probe_dir))
+                    extra = f"  {probes[-1]}"
                 if action_probes:
                     probe(actions, probe_dir)
                     action_probes += 1
-                    extra = f"  {probes[-1]}"
                 print(
                     f"  minute {minute:>2}: {summary['turns_per_s']:5.1f} turns/s p99 {summary['p99_ms']:5.0f} ms "
                     f"failed {summary['failed']} apologies {summary['apologies']}; {senders:5d} conversations so far; "
