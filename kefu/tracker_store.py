@@ -21,7 +21,7 @@ the last `session_started`:
   that moves to another worker is simply read from Redis there. At most
   `live_trackers` are kept, each for `live_seconds` after its last turn:
   one costs about 100 KB, and 1000 kept without a time limit grew a Rasa
-  process by about 100 MB in a soak for about 4 % less CPU per turn
+  process by about 96 MB in a soak for no measurable CPU saving
   (BENCHMARKS.md, "Memory soak").
 
 A tracker that was not read from this store (a new conversation, or one
