@@ -5,8 +5,10 @@ One action server and one Rasa process (`rasa run`, this checkout's newest
 model) with the production stores: conversations in Redis
 (kefu.tracker_store.MaskingRedisTrackerStore) and Redis's lock store, on
 the Redis at --redis (loopback 6379 by default) in database --db under a key
-prefix of this run's own, deleted afterwards. No nginx, no RabbitMQ (the
-production topology's soak is `python -m bench.topology --soak 600`).
+prefix of this run's own, deleted afterwards; the rest of endpoints.yml as
+it is (events to the SQL broker in the shop database: DATABASE_URL, else
+var/shop.sqlite3). No nginx, no RabbitMQ (the production topology's soak
+is `python -m bench.topology --soak 600`).
 `--concurrency` simulated customers (kefu/loadtest.py: every conversation a
 new sender id, no pause between messages) for a warm-up minute, then
 `--minutes` one-minute rounds; after each, the RSS of both processes and,
@@ -14,10 +16,11 @@ with --probe, what the Rasa process holds (trackers alive, Python objects,
 and with --tracemalloc the lines that allocated most since the warm-up).
 
 Usage:
-  python -m bench.memory_soak                       # 10 minutes, the endpoints' default live_trackers
-  python -m bench.memory_soak --live-trackers 1000  # the old default, for comparison
-  python -m bench.memory_soak --malloc-arena-max 2  # glibc malloc arenas for the Rasa process
-  python -m bench.memory_soak --probe --tracemalloc 1 --minutes 5
+  python -m bench.memory_soak --probe               # 11 minutes, the default live-tracker bounds
+  python -m bench.memory_soak --probe --live-trackers 1000 --live-seconds 1e9   # the old bound
+  python -m bench.memory_soak --malloc-arena-max 2  # glibc malloc arenas, both servers
+  python -m bench.memory_soak --trace-actions 1     # tracemalloc in the action server
+  DATABASE_URL=postgresql://... python -m bench.memory_soak   # the shop (and events) in PostgreSQL
 """
 
 from __future__ import annotations
@@ -34,8 +37,8 @@ import time
 import uuid
 from pathlib import Path
 
-from kefu.loadtest import conversations, run_load
-from kefu.shop.demo import showcase
+from bench.topology import SCRIPTS, cpu_seconds, rss_mb
+from kefu.loadtest import run_load
 from kefu.testing import newest_model, running_servers
 
 # Installed in both servers through PYTHONPATH (bench only): on SIGUSR1 the
@@ -79,26 +82,6 @@ if _DIR:
 
     signal.signal(signal.SIGUSR1, _probe)
 """
-
-CASES = showcase()
-SCRIPTS = conversations(
-    CASES["shipped"]["order_no"],
-    CASES["shipped"]["phone_tail"],
-    CASES["delivered_2d"]["order_no"],
-    CASES["delivered_2d"]["phone_tail"],
-)
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def probe(pid: int, probe_dir: Path, seconds: float = 60) -> dict:
@@ -178,7 +161,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--live-trackers", type=int, default=None, help="the tracker store's live_trackers")
     parser.add_argument("--live-seconds", type=float, default=None, help="the tracker store's live_seconds")
-    parser.add_argument("--malloc-arena-max", type=int, default=None, help="MALLOC_ARENA_MAX for the Rasa process")
+    parser.add_argument("--malloc-arena-max", type=int, default=None, help="MALLOC_ARENA_MAX for both servers")
     parser.add_argument("--redis", default="127.0.0.1:6379")
     parser.add_argument("--db", type=int, default=5)
     parser.add_argument("--probe", action="store_true", help="count trackers and objects in Rasa each minute")
