@@ -222,6 +222,25 @@ def test_the_live_tracker_cache_is_bounded(make_store):
     assert sorted(run(store.keys())) == ["a", "b", "c"]
 
 
+def test_a_live_tracker_idle_too_long_is_dropped_and_read_again(make_store):
+    now = [0.0]
+    store = make_store(live_seconds=60, clock=lambda: now[0])
+    run(store.save(new_conversation(store, "ann")))
+    tracker = run(store.retrieve("ann"))
+    run(store.save(tracker))
+    now[0] = 59.0
+    assert run(store.retrieve("ann")) is tracker  # within the minute: handed out again
+    now[0] = 59.0 + 61.0
+    again = run(store.retrieve("ann"))
+    assert again is not tracker  # idle too long: read from the store
+    assert list(again.events) == list(tracker.events)
+    # A save by another conversation also lets go of the idle ones.
+    now[0] += 61.0
+    run(store.save(new_conversation(store, "bob")))
+    run(store.save(run(store.retrieve("bob"))))
+    assert list(store._live) == ["bob"]
+
+
 def sqlite_store(path):
     return MaskingSQLiteTrackerStore(DOMAIN, db=str(path))
 
