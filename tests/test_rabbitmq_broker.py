@@ -73,7 +73,7 @@ async def _failed_publish_is_published_later(exchange: str, queue: str, first_pu
     )
     await broker.connect()
     broker.publish_deadline_seconds = 0.5
-    real_publish = broker._exchange.publish
+    real_send = broker._send
     calls = []
 
     async def connection_closed_while_waiting(*args, **kwargs):
@@ -84,9 +84,9 @@ async def _failed_publish_is_published_later(exchange: str, queue: str, first_pu
         if len(calls) == 1 and first_publish == "hangs":
             # What a publish queued on a channel whose connection went away does.
             await asyncio.Event().wait()
-        return await real_publish(*args, **kwargs)
+        return await real_send(*args, **kwargs)
 
-    broker._exchange.publish = connection_closed_while_waiting
+    broker._send = connection_closed_while_waiting
     admin = await aio_pika.connect(DEFAULT_URL, timeout=5)
     try:
         channel = await admin.channel()
