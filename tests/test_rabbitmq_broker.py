@@ -86,7 +86,7 @@ async def _failed_publish_is_published_later(exchange: str, queue: str, first_pu
             await asyncio.Event().wait()
         return await real_send(*args, **kwargs)
 
-    broker._send = connection_closed_while_waiting
+    broker._send = connection_closed_while_waiting  # type: ignore[method-assign]
     admin = await aio_pika.connect(DEFAULT_URL, timeout=5)
     try:
         channel = await admin.channel()
