@@ -129,3 +129,51 @@ def test_an_event_returned_as_unroutable_is_published_again():
         pytest.skip(problem)
     route = uuid.uuid4().hex[:8]
     assert asyncio.run(_returned_event_is_published_later(f"kefu-test-{route}", f"kefu_test_{route}")) == 1
+
+
+async def _events_published_together(exchange: str, queue: str) -> list[list[dict]]:
+    import aio_pika
+    import rasa.shared.core.events  # noqa: F401 - the broker logs through it, as inside a Rasa server
+
+    from kefu.analytics.broker import KefuPikaEventBroker
+    from kefu.analytics.rabbitmq import events_in_message
+
+    broker = KefuPikaEventBroker(
+        "127.0.0.1", "guest", "guest", queues=[queue], exchange_name=exchange, connection_attempts=1
+    )
+    await broker.connect()
+    admin = await aio_pika.connect(DEFAULT_URL, timeout=5)
+    try:
+        channel = await admin.channel()
+        for index in range(3):
+            broker.publish({"event": "user", "sender_id": "broker-test", "text": f"第{index}句", "timestamp": 1.0})
+        # rasa export's events carry headers: one message each, Rasa's form.
+        broker.publish({"event": "bot", "sender_id": "broker-test", "timestamp": 2.0}, {"rasa-export-process-id": "1"})
+        for _ in range(100):
+            if await _queue_length(channel, queue) >= 2:
+                break
+            await asyncio.sleep(0.1)
+        declared = await channel.declare_queue(queue, durable=True, passive=True)
+        bodies = []
+        while message := await declared.get(no_ack=True, fail=False, timeout=5):
+            bodies.append(events_in_message(message.body))
+        return bodies
+    finally:
+        await broker.close()
+        channel = await admin.channel()
+        await channel.queue_delete(queue)
+        await channel.exchange_delete(exchange)
+        await admin.close()
+
+
+def test_events_published_together_leave_as_one_message():
+    from kefu.loadtest import rabbitmq_problem
+
+    if problem := rabbitmq_problem(DEFAULT_URL):
+        pytest.skip(problem)
+    route = uuid.uuid4().hex[:8]
+    messages = asyncio.run(_events_published_together(f"kefu-test-{route}", f"kefu_test_{route}"))
+    assert sorted(([event["event"] for event in message] for message in messages), key=len) == [
+        ["bot"],
+        ["user", "user", "user"],
+    ]

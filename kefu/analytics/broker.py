@@ -31,6 +31,7 @@ from asyncio import AbstractEventLoop
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import aio_pika
 import aiormq
 from rasa.core.brokers.pika import PikaEventBroker
 from rasa.core.brokers.sql import SQLEventBroker
@@ -112,23 +113,41 @@ class KefuSQLEventBroker(SQLEventBroker):
 
 # Seconds between attempts to send again the events a failed publish kept.
 PIKA_RETRY_SECONDS = 2.0
-# Seconds a publish may take, confirmation included, before its event is kept
-# and sent again (a confirmation that comes late makes a duplicate, which the
-# analytics writer counts once).
+# Seconds a publish may take, confirmation included, before its events are
+# kept and sent again (a confirmation that comes late makes duplicates, which
+# the analytics writer counts once).
 PIKA_PUBLISH_DEADLINE_SECONDS = 60.0
+# Events are gathered this long and sent together (see the class).
+PIKA_FLUSH_SECONDS = 0.5
+# At most this many events in one RabbitMQ message (about 1 MB at most).
+PIKA_EVENTS_PER_MESSAGE = 200
 
 
 class KefuPikaEventBroker(PikaEventBroker):
-    """Rasa's pika broker (RabbitMQ) with three ways of losing events closed;
-    `deploy/endpoints.yml` names it for the production topology.
+    """Rasa's pika broker (RabbitMQ) that keeps up with a busy replica and
+    without Rasa's ways of losing events; `deploy/endpoints.yml` names it for
+    the production topology.
 
+    - **A few messages a second, not one per event.** Rasa publishes a
+      turn's 5-10 events one by one, each its own message and its own task
+      waiting for its confirmation. aiormq reads each confirmation frame in
+      several passes of the event loop (`wait_for` around every socket
+      read), and a replica's loop, busy with the NLU, makes few passes: the
+      confirmations fell behind, the tasks holding their events piled up
+      (the soak: one replica +61 % RSS, p99 from 2.2 to 5.3 s), and
+      publishes passed the deadline and were sent again. Here events are
+      gathered for PIKA_FLUSH_SECONDS and sent as one message, a JSON list
+      (`python -m bench.broker_throughput` compares both ways without
+      Rasa); the analytics consumer takes both forms
+      (`kefu.analytics.rabbitmq.events_in_message`). Events with headers
+      (`rasa export`) go one per message, as Rasa sends them.
     - A publish still waiting for its confirmation when the connection
       closes ends with CancelledError (aiormq), which Rasa does not catch:
-      the event was neither sent nor kept. Here it is kept.
-    - An event RabbitMQ returns as unroutable is a failed publish here. After
+      the events were neither sent nor kept. Here they are kept.
+    - A message RabbitMQ returns as unroutable is a failed publish here. After
       a RabbitMQ restart, Rasa's transient exchange and its binding are gone;
       aio-pika declares the exchange again before it binds the queue again,
-      and an event published in between is returned. Rasa counts it as sent
+      and a message published in between is returned. Rasa counts it as sent
       (publisher confirms acknowledge a returned message too).
     - Rasa keeps a failed event in memory but sends it again only when the
       connection is made again: one that fails after that waited for the
@@ -138,12 +157,12 @@ class KefuPikaEventBroker(PikaEventBroker):
       away waits forever (aiormq resolves neither the frames' drain future
       nor, under its lock, the publishes queued behind it): those events
       were neither sent nor kept (fault test 5 lost 15 of 193 user events
-      that way, traced on 2026-11-28). Here events are published without
+      that way, traced on 2026-11-28). Here messages are published without
       that wait (`_send`), and every publish has a backstop deadline
       (PIKA_PUBLISH_DEADLINE_SECONDS); a publish past it is kept.
 
     Events kept in memory are lost if the process dies before RabbitMQ is
-    back; their order relative to newer events is not kept. Written against
+    back, as are those of the last PIKA_FLUSH_SECONDS; their order relative to newer events is not kept. Written against
     Rasa 3.6.21's private `_publish` (refused for another version).
     """
 
@@ -155,42 +174,83 @@ class KefuPikaEventBroker(PikaEventBroker):
         super().__init__(*args, **kwargs)
         self._retry: asyncio.TimerHandle | None = None
         self._failing = False
+        self._pending: list[dict[str, Any]] = []
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self.flush_seconds = PIKA_FLUSH_SECONDS
         self.publish_deadline_seconds = PIKA_PUBLISH_DEADLINE_SECONDS
+        # Counted for the benches and the operator's log, not for any decision.
+        self.events_confirmed = 0
+        self.messages_confirmed = 0
+
+    def publish(self, event: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        if headers:
+            self._start(self._publish_events([event], headers))
+            return
+        self._pending.append(event)
+        if self._flush_timer is None:
+            self._flush_timer = self._loop.call_later(self.flush_seconds, self._flush)
+
+    def _flush(self) -> None:
+        # Runs on the event loop only (call_later, close): no race on _pending.
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        batch, self._pending = self._pending, []
+        for start in range(0, len(batch), PIKA_EVENTS_PER_MESSAGE):
+            self._start(self._publish_events(batch[start : start + PIKA_EVENTS_PER_MESSAGE]))
+
+    def _start(self, publishing: Any) -> None:
+        # A reference to the task, or it may be collected before it runs (as Rasa does).
+        task = self._loop.create_task(publishing)
+        self._background_tasks.add(task)
+        task.add_done_callback(self._background_tasks.discard)
 
     async def _publish(self, event: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        await self._publish_events([event], headers)
+
+    async def _publish_events(self, events: list[dict[str, Any]], headers: dict[str, str] | None = None) -> None:
         if self._exchange is None:
-            self._keep(event, "not connected")
+            self._keep(events, "not connected")
             return
+        # With headers, Rasa's own form: one event, not a list.
+        message = self._message(events[0], headers) if headers else self._batch_message(events)
         try:
-            confirmation = await asyncio.wait_for(
-                self._send(self._message(event, headers)), self.publish_deadline_seconds
-            )
+            confirmation = await asyncio.wait_for(self._send(message), self.publish_deadline_seconds)
         except asyncio.TimeoutError:
-            self._keep(event, f"no confirmation within {self.publish_deadline_seconds:g} s")
+            self._keep(events, f"no confirmation within {self.publish_deadline_seconds:g} s")
             return
         except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - kept, sent again; never raised
             # CancelledError: aiormq ends the publishes still waiting for their
             # confirmation so when the connection closes (RabbitMQ stopping).
-            self._keep(event, f"{type(exc).__name__}: {exc}")
+            self._keep(events, f"{type(exc).__name__}: {exc}")
             return
         # None: no publisher confirms asked for (Rasa's channel asks for them).
         if confirmation is not None and not isinstance(confirmation, aiormq.spec.Basic.Ack):
-            self._keep(event, f"returned by RabbitMQ ({type(confirmation).__name__})")
+            self._keep(events, f"returned by RabbitMQ ({type(confirmation).__name__})")
             return
+        self.events_confirmed += len(events)
+        self.messages_confirmed += 1
         if self._failing and not self._unpublished_events:
             self._failing = False
             logger.info("analytics: RabbitMQ takes events again; every kept event is sent")
         if self._unpublished_events:
             self._schedule_retry(0)
 
+    def _batch_message(self, events: list[dict[str, Any]]) -> Any:
+        # As Rasa's `_message`, with a list of events for a body.
+        return aio_pika.Message(
+            json.dumps(events).encode("utf-8"),
+            app_id=self.rasa_environment,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+
     async def _send(self, message: Any) -> Any:
         """Publish on the exchange's current channel without waiting, under the
         channel's lock, for the frames to reach the socket (aio-pika's
         `Exchange.publish` does): that wait costs several event-loop turns per
-        event, one event at a time, and a Rasa process whose loop also runs
-        the NLU published fewer events than its turns made, so unsent
-        publishes piled up (a soak's throughput fell from 27 to 5 turns a
-        second). The confirmation is still awaited."""
+        message, and a Rasa process whose loop also runs the NLU published
+        fewer messages than its turns made (a soak's throughput fell from 27
+        to 5 turns a second). The confirmation is still awaited."""
         channel = self._exchange.channel
         return await channel.basic_publish(
             message.body,
@@ -201,8 +261,8 @@ class KefuPikaEventBroker(PikaEventBroker):
             wait=False,
         )
 
-    def _keep(self, event: dict[str, Any], why: str) -> None:
-        self._unpublished_events.append(event)
+    def _keep(self, events: list[dict[str, Any]], why: str) -> None:
+        self._unpublished_events.extend(events)
         if not self._failing:
             self._failing = True
             logger.error("analytics: events not published to RabbitMQ (%s): kept, sent again when it is back", why)
@@ -215,13 +275,21 @@ class KefuPikaEventBroker(PikaEventBroker):
     def _send_kept(self) -> None:
         self._retry = None
         if self._unpublished_events:
-            logger.debug("analytics: sending %d kept events again", len(self._unpublished_events))
+            logger.info(
+                "analytics: sending %d kept events again (%d publishes in flight)",
+                len(self._unpublished_events),
+                len(self._background_tasks),
+            )
+            # Rasa's: each kept event through publish(), so they leave together.
             self._publish_unpublished_messages()
 
     async def close(self) -> None:
         if self._retry is not None:
             self._retry.cancel()
             self._retry = None
+        self._flush()
+        if self._background_tasks:
+            await asyncio.wait(set(self._background_tasks), timeout=5)
         if self._unpublished_events:
             logger.error("analytics: %d events kept for RabbitMQ are lost at shutdown", len(self._unpublished_events))
         await super().close()

@@ -1,4 +1,5 @@
-"""The production path: Rasa's `pika` event broker publishes every event to
+"""The production path: Rasa's `pika` event broker (Kefu's, which sends a
+turn's events in one message: `events_in_message`) publishes the events to
 RabbitMQ (exchange `rasa-exchange`, fanout, into a durable queue with
 persistent messages); this consumer takes them in batches, writes the
 analytics rows with the same writer as the SQL path, commits, and only then
@@ -40,6 +41,17 @@ DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_QUEUE = "kefu_analytics"
 EXCHANGE = "rasa-exchange"  # rasa.core.brokers.pika.RABBITMQ_EXCHANGE
 BATCH_SIZE = 200
+
+
+def events_in_message(body: bytes) -> list[dict[str, Any]]:
+    """The events of one message on Kefu's queue: KefuPikaEventBroker sends a
+    JSON list of events, Rasa's own broker (and `rasa export`) one event."""
+    payload = json.loads(body)
+    if isinstance(payload, list):
+        return [event for event in payload if isinstance(event, dict)]
+    if isinstance(payload, dict):
+        return [payload]
+    raise ValueError(f"not a Rasa event: {type(payload).__name__}")
 
 
 class RabbitConsumer:
@@ -86,9 +98,9 @@ class RabbitConsumer:
         events = []
         for message in messages:
             try:
-                events.append(json.loads(message.body))
-            except ValueError:
-                logger.warning("analytics: a RabbitMQ message is not JSON; dropped")
+                events.extend(events_in_message(message.body))
+            except ValueError as exc:
+                logger.warning("analytics: a RabbitMQ message is not Rasa events (%s); dropped", exc)
         await asyncio.to_thread(self._apply, events)
         await self._acknowledge(messages)
         return len(messages)
