@@ -293,3 +293,19 @@ def test_active_promotions(repository):
     titles = {p.title for p in active}
     assert "双十一大促" not in titles and "年货节预告券" not in titles
     assert repository.active_promotions(now + timedelta(days=50))  # the year-end coupon by then
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "matches"),
+    [("A_B", "A_B", True), ("A_B", "AxB", False), ("100%纯棉", "100%纯棉", True), ("100%纯棉", "100条纯棉", False)],
+)
+def test_like_patterns_match_names_literally(shop_url, name, text, matches):
+    """LIKE patterns made of names (product search, a campaign's conversions)."""
+    from sqlalchemy import literal, select
+
+    from kefu.db.engine import LIKE_ESCAPE, escape_like
+
+    pattern = f"%|{escape_like(name)}|%"
+    with make_engine(shop_url).connect() as connection:
+        found = connection.execute(select(literal(f"|x|{text}|y|").like(pattern, escape=LIKE_ESCAPE))).scalar()
+    assert bool(found) is matches

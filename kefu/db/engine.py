@@ -190,6 +190,16 @@ def insert_unless_exists(session: Session, table: Any, values: dict, key: str | 
     return session.execute(statement).rowcount == 1
 
 
+# The escape character of every LIKE pattern made with escape_like().
+LIKE_ESCAPE = "\\"
+
+
+def escape_like(text: str) -> str:
+    """`text` matched literally inside a LIKE pattern (use `escape=LIKE_ESCAPE`):
+    a product called "100%纯棉" or "A_B" must not match every name."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", exc) or exc).strip().splitlines()
     return text[0] if text else exc.__class__.__name__

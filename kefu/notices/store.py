@@ -16,7 +16,7 @@ from sqlalchemy import Integer, String, and_, cast, delete, func, insert, litera
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from kefu.db.engine import get_engine, insert_unless_exists, session_scope, utcnow
+from kefu.db.engine import LIKE_ESCAPE, escape_like, get_engine, insert_unless_exists, session_scope, utcnow
 from kefu.db.models import (
     NOTICE_KINDS,
     Campaign,
@@ -994,7 +994,10 @@ class NoticeStore:
             # products / categories are "|"-joined catalogue names
             products = literal("|", String) + turns.products + literal("|", String)
             categories = literal("|", String) + turns.categories + literal("|", String)
-            about = or_(categories.like(f"%|{category}|%"), *[products.like(f"%|{name}|%") for name in names if name])
+            about = or_(
+                categories.like(f"%|{escape_like(category)}|%", escape=LIKE_ESCAPE),
+                *[products.like(f"%|{escape_like(name)}|%", escape=LIKE_ESCAPE) for name in names if name],
+            )
         else:
             about = or_(turns.products != "", turns.categories != "")
         in_week = and_(turns.at >= Notice.sent_at, turns.at <= week_after, about)

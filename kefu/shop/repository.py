@@ -32,7 +32,7 @@ from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from kefu.db.engine import get_engine, insert_unless_exists, session_scope, utcnow
+from kefu.db.engine import LIKE_ESCAPE, escape_like, get_engine, insert_unless_exists, session_scope, utcnow
 from kefu.db.models import (
     OPEN_TICKET_STATUSES,
     AftersalesTicket,
@@ -427,11 +427,11 @@ class SqlShopRepository(ShopRepository):
     ) -> list[ProductView]:
         stmt = select(Product)
         if text:
-            pattern = f"%{_escape_like(text)}%"
-            alias_match = select(ProductAlias.product_id).where(ProductAlias.alias.like(pattern, escape="\\"))
+            pattern = f"%{escape_like(text)}%"
+            alias_match = select(ProductAlias.product_id).where(ProductAlias.alias.like(pattern, escape=LIKE_ESCAPE))
             stmt = stmt.where(
                 or_(
-                    Product.name.like(pattern, escape="\\"),
+                    Product.name.like(pattern, escape=LIKE_ESCAPE),
                     Product.brand == text,
                     Product.category == text,
                     Product.id.in_(alias_match),
@@ -626,10 +626,6 @@ class SqlShopRepository(ShopRepository):
                     outcome=outcome[:64],
                 )
             )
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 @cache
