@@ -1,11 +1,12 @@
 """The production topology under load: one Rasa replica against two behind
 nginx (scripts/prod.sh, PostgreSQL shop, append-only Redis), then the CPU,
-Redis commands and database transactions a turn costs, and what that means
+Redis commands and database transactions a turn costs, the stock `rasa
+init` bot alone under the same load, and what that means
 for a shop's peak; with --soak, a long run at one concurrency that watches
 every process's memory and the p99 minute by minute.
 
 Usage:
-  python -m bench.topology [--seconds 40] [--concurrency 8 16] [--replicas 1 2]
+  python -m bench.topology [--seconds 40] [--concurrency 8 16] [--replicas 1 2] [--no-baseline]
   python -m bench.topology --soak 600 --concurrency 16      # the 10-minute soak
 Loopback only; the PostgreSQL database kefu_bench_topology_* is dropped afterwards.
 """
@@ -16,6 +17,7 @@ import argparse
 import asyncio
 import os
 import platform
+import subprocess
 import tempfile
 import time
 import uuid
@@ -114,6 +116,29 @@ def print_row(name: str, concurrency: int, row: dict) -> None:
     )
 
 
+def measure_baseline(concurrency: int, seconds: float) -> None:
+    """The stock `rasa init` bot alone (one `rasa run`, in-memory store, no
+    nginx, no action server), the same customers and messages: what Rasa
+    itself costs on this machine, side by side with the rows above."""
+    from bench.baseline import baseline_model
+    from bench.servers import running_baseline
+
+    model, _ = baseline_model()
+    with running_baseline(model, with_api=False) as url:
+        pid = int(subprocess.check_output(["pgrep", "-f", "--", f"--model {model}"], text=True).split()[0])
+        asyncio.run(run_load(url, SCRIPTS, min(concurrency, 4), 5))  # warm-up, untimed
+        before = cpu_seconds(pid)
+        result = asyncio.run(run_load(url, SCRIPTS, concurrency, seconds))
+        cpu_ms = (cpu_seconds(pid) - before) / max(result.summary()["answered"], 1) * 1000
+    row = result.summary()
+    print(
+        f"  {'stock rasa init bot, 1 process':<28} c={concurrency:<3} {row['turns_per_s']:6.1f} turns/s  "
+        f"p50 {row['p50_ms']:7.1f} ms  p99 {row['p99_ms']:7.1f} ms  answered {row['answered']}/{row['attempted']} "
+        f"(failed {row['failed']})  CPU/turn rasa {cpu_ms:.1f} ms",
+        flush=True,
+    )
+
+
 def capacity(row: dict) -> None:
     cpu_turn = (row["cpu_rasa_ms"] + row["cpu_actions_ms"]) / 1000
     rasa_turn = row["cpu_rasa_ms"] / 1000
@@ -136,7 +161,16 @@ def capacity(row: dict) -> None:
     )
 
 
-def soak(topology, concurrency: int, seconds: float) -> None:
+def p99_drift(minutes: list[float]) -> float:
+    """Mean p99 of the last three minutes over that of the first three: a
+    steady topology stays near 1 (the soak that failed went from 2.2 to 5.3 s)."""
+    span = max(1, min(3, len(minutes) // 2))
+    return (sum(minutes[-span:]) / span) / (sum(minutes[:span]) / span)
+
+
+def soak(topology, concurrency: int, seconds: float) -> dict:
+    """The soak's figures: totals, p99 by minute, each process's RSS growth
+    after the warm-up minute (percent; NaN for a process that was replaced)."""
     pids = servers(topology)
     print(f"soak: {concurrency} customers for {seconds:.0f} s", flush=True)
     asyncio.run(run_load(topology.url, SCRIPTS, concurrency, 60))  # warm-up minute
@@ -160,14 +194,17 @@ def soak(topology, concurrency: int, seconds: float) -> None:
     end = {name: rss_mb(pid) for name, pid in pids.items() if Path(f"/proc/{pid}").exists()}
     print(f"  totals: {totals}")
     print("  RSS after the warm-up minute -> at the end (growth):")
+    growth = {}
     for name, before in warm.items():
         after = end.get(name, float("nan"))
-        print(f"    {name:<10} {before:7.0f} MB -> {after:7.0f} MB ({(after / before - 1) * 100:+.1f}%)")
+        growth[name] = (after / before - 1) * 100
+        print(f"    {name:<10} {before:7.0f} MB -> {after:7.0f} MB ({growth[name]:+.1f}%)")
     if minutes:
         print(
             f"  p99 by minute: first {minutes[0]:.0f} ms, last {minutes[-1]:.0f} ms, "
-            f"max {max(minutes):.0f} ms, min {min(minutes):.0f} ms"
+            f"max {max(minutes):.0f} ms, min {min(minutes):.0f} ms; last 3 minutes / first 3: {p99_drift(minutes):.2f}"
         )
+    return {"totals": totals, "p99_ms_by_minute": minutes, "rss_growth_percent": growth}
 
 
 def main() -> int:
@@ -176,6 +213,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 16])
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--soak", type=float, default=0, help="soak for this many seconds instead")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the stock rasa init bot's rows")
     args = parser.parse_args()
     model = newest_model()
     if model is None:
@@ -205,6 +243,9 @@ def main() -> int:
                     print_row(f"{replicas} replica(s), 2 action servers", concurrency, last)
         finally:
             drop_postgres_database(POSTGRES_ADMIN_URL, name)
+    if not args.soak and not args.no_baseline:
+        for concurrency in args.concurrency:
+            measure_baseline(concurrency, args.seconds)
     if last is not None:
         capacity(last)
     return 0

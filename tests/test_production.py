@@ -351,3 +351,28 @@ def _print_missing_from_analytics(topology: Topology, senders: set[str]) -> None
             event = json.loads(text)
             if event.get("event") == "user" and (sender, moment(event)) not in written:
                 print(f"  missing from analytics: {sender} at {event['timestamp']} {event.get('text')!r}")
+
+
+SOAK_SECONDS = float(os.environ.get("KEFU_SOAK_SECONDS", "600"))
+SOAK_CUSTOMERS = 16
+
+
+def test_a_ten_minute_soak_at_16_customers(topology):
+    """Issue 15's soak, after the faults above, on the same topology (the
+    killed replica is a new process by now): a warm-up minute, then ten
+    one-minute rounds of 16 customers with no pause between messages. No
+    error, every process grows less than 5 % after the warm-up, p99 steady.
+    The figures are `python -m bench.topology --soak 600`'s."""
+    from bench.topology import p99_drift, soak
+
+    figures = soak(topology, SOAK_CUSTOMERS, SOAK_SECONDS)
+    totals = figures["totals"]
+    row = {"fault": f"soak {SOAK_SECONDS:.0f} s at {SOAK_CUSTOMERS} customers", **totals, **figures}
+    row["at"] = time.strftime("%Y-%m-%d %H:%M")
+    with RESULTS.open("a", encoding="utf-8") as out:
+        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    assert totals["answered"] == totals["attempted"] > 0
+    assert totals["failed"] == totals["apologies"] == totals["lost"] == totals["doubled"] == 0
+    grew = {name: round(percent, 1) for name, percent in figures["rss_growth_percent"].items() if not percent < 5}
+    assert not grew, f"grew 5 % or more after the warm-up (or was replaced): {grew}"
+    assert p99_drift(figures["p99_ms_by_minute"]) < 1.5
