@@ -103,7 +103,7 @@ async def _failed_publish_is_published_later(exchange: str, queue: str, first_pu
                 await asyncio.Event().wait()
             return await real_send(*args, **kwargs)
 
-        broker._send = connection_closed_while_waiting  # type: ignore[method-assign]
+        broker._send = connection_closed_while_waiting
         broker.publish({"event": "user", "sender_id": "broker-test", "text": "你好", "timestamp": 1.0})
         return await _wait_for_messages(channel, queue)
 
