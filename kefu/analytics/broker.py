@@ -162,8 +162,10 @@ class KefuPikaEventBroker(PikaEventBroker):
       (PIKA_PUBLISH_DEADLINE_SECONDS); a publish past it is kept.
 
     Events kept in memory are lost if the process dies before RabbitMQ is
-    back, as are those of the last PIKA_FLUSH_SECONDS; their order relative to newer events is not kept. Written against
-    Rasa 3.6.21's private `_publish` (refused for another version).
+    back, as are those of the last PIKA_FLUSH_SECONDS; their order relative
+    to newer events is not kept. Written against Rasa 3.6.21's private parts
+    (`_publish`, `_unpublished_events`, `_background_tasks`, `_exchange`,
+    `_loop`; refused for another version).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: D107 - see the class
@@ -178,9 +180,8 @@ class KefuPikaEventBroker(PikaEventBroker):
         self._flush_timer: asyncio.TimerHandle | None = None
         self.flush_seconds = PIKA_FLUSH_SECONDS
         self.publish_deadline_seconds = PIKA_PUBLISH_DEADLINE_SECONDS
-        # Counted for the benches and the operator's log, not for any decision.
+        # Counted for bench/broker_throughput.py, not for any decision.
         self.events_confirmed = 0
-        self.messages_confirmed = 0
 
     def publish(self, event: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         if headers:
@@ -229,7 +230,6 @@ class KefuPikaEventBroker(PikaEventBroker):
             self._keep(events, f"returned by RabbitMQ ({type(confirmation).__name__})")
             return
         self.events_confirmed += len(events)
-        self.messages_confirmed += 1
         if self._failing and not self._unpublished_events:
             self._failing = False
             logger.info("analytics: RabbitMQ takes events again; every kept event is sent")
@@ -284,12 +284,12 @@ class KefuPikaEventBroker(PikaEventBroker):
             self._publish_unpublished_messages()
 
     async def close(self) -> None:
-        if self._retry is not None:
-            self._retry.cancel()
-            self._retry = None
         self._flush()
         if self._background_tasks:
             await asyncio.wait(set(self._background_tasks), timeout=5)
+        if self._retry is not None:  # after the wait: a publish that failed in it schedules one
+            self._retry.cancel()
+            self._retry = None
         if self._unpublished_events:
             logger.error("analytics: %d events kept for RabbitMQ are lost at shutdown", len(self._unpublished_events))
         await super().close()
