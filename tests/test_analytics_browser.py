@@ -215,7 +215,8 @@ def test_an_admin_edits_an_faq_answer_on_its_page(site, demo_shop):
         page.fill("#password", PASSWORD)
         page.click("#login-submit")
         page.wait_for_url(f"{site}/console/")
-        assert page.locator("#faq-link").is_visible()
+        # Shown once the page has read the signed-in account's role (/console/api/me).
+        page.locator("#faq-link").wait_for(state="visible", timeout=10000)
         page.click("#faq-link")
         page.wait_for_selector("body[data-loaded]", timeout=20000)
         assert page.locator(".faq-item").count() == len(domain_faq_answers())
