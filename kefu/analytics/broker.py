@@ -164,8 +164,8 @@ class KefuPikaEventBroker(PikaEventBroker):
     Events kept in memory are lost if the process dies before RabbitMQ is
     back, as are those of the last PIKA_FLUSH_SECONDS; their order relative
     to newer events is not kept. Written against Rasa 3.6.21's private parts
-    (`_publish`, `_unpublished_events`, `_background_tasks`, `_exchange`,
-    `_loop`; refused for another version).
+    (`publish` replaces its path to `_publish`; `_unpublished_events`,
+    `_background_tasks`, `_exchange`, `_loop`; refused for another version).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: D107 - see the class
@@ -205,9 +205,6 @@ class KefuPikaEventBroker(PikaEventBroker):
         task = self._loop.create_task(publishing)
         self._background_tasks.add(task)
         task.add_done_callback(self._background_tasks.discard)
-
-    async def _publish(self, event: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        await self._publish_events([event], headers)
 
     async def _publish_events(self, events: list[dict[str, Any]], headers: dict[str, str] | None = None) -> None:
         if self._exchange is None:
