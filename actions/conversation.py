@@ -37,6 +37,7 @@ class ActionHandoff(Action):
 # and consent to marketing is given or withdrawn only when said plainly.
 NOT_SUGGESTED = {
     "nlu_fallback",
+    "unclear",
     "affirm",
     "deny",
     "inform",

@@ -41,6 +41,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FALLBACK = "nlu_fallback"
+# Classified like any intent, then made a fallback whatever the threshold
+# (kefu.nlu.components.UnclearAsFallback).
+UNCLEAR = "unclear"
 RULE_INTENTS = {"inform", "sensitive_info", FALLBACK}
 THRESHOLDS = tuple(round(0.10 + 0.01 * i, 2) for i in range(61))  # 0.10 .. 0.70
 AMBIGUITIES = tuple(round(0.01 * i, 2) for i in range(11))  # 0.00 .. 0.10
@@ -80,7 +83,7 @@ def decide(row: Parsed, threshold: float, ambiguity: float) -> str:
         return row.rule
     top, confidence = row.ranking[0]
     second = row.ranking[1][1] if len(row.ranking) > 1 else 0.0
-    if confidence < threshold or confidence - second < ambiguity:
+    if top == UNCLEAR or confidence < threshold or confidence - second < ambiguity:
         return FALLBACK
     return top
 

@@ -24,6 +24,12 @@ def test_the_replay_follows_rasas_rule_and_keeps_rule_decisions() -> None:
     assert calibrate.decide(Parsed("inform", [], rule="inform"), 0.99, 0.5) == "inform"
 
 
+def test_a_message_classified_unclear_falls_back_at_any_threshold() -> None:
+    row = Parsed("nlu_fallback", [("unclear", 0.90), ("greet", 0.05)])
+    assert calibrate.decide(row, 0.10, 0.0) == "nlu_fallback"
+    assert calibrate.score([row], 0.10, 0.0) == (1.0, 1, 0, 1)
+
+
 def test_a_vague_message_is_right_only_when_it_falls_back() -> None:
     vague = Parsed("nlu_fallback", [("affirm", 0.40), ("deny", 0.30)])
     assert calibrate.score([vague], 0.30, 0.0)[0] == 0.0

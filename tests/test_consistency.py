@@ -13,7 +13,9 @@ from kefu.shop.service import AFTERSALES_KINDS
 from kefu.testing import ROOT
 
 # Free-text answers (an item, a reason, an address) are often read as these.
-ANSWER_INTENTS = {"inform", "out_of_scope", "rate_service", "nlu_fallback"}
+# unclear reaches the form as nlu_fallback (UnclearAsFallback); a free-text
+# answer such as a reason is often read as it.
+ANSWER_INTENTS = {"inform", "out_of_scope", "rate_service", "nlu_fallback", "unclear"}
 
 
 def load(path: str) -> dict:

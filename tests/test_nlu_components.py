@@ -275,6 +275,21 @@ def test_a_bare_number_answers_a_question(text, guessed, expected):
     )
 
 
+def test_an_unclear_message_becomes_the_fallback_and_the_runner_up_stays_next():
+    from rasa.shared.nlu.training_data.message import Message
+
+    from kefu.nlu.components import UnclearAsFallback
+
+    ranking = [{"name": "unclear", "confidence": 0.7}, {"name": "track_shipment", "confidence": 0.2}]
+    message = Message(data={"text": "那个呢", "intent": ranking[0], "intent_ranking": ranking})
+    request = Message(data={"text": "快递到哪了", "intent": ranking[1], "intent_ranking": ranking[::-1]})
+    UnclearAsFallback().process([message, request])
+    assert message.get("intent") == {"name": "nlu_fallback", "confidence": 0.7}
+    # rasa test nlu undoes a fallback by reading the next entry: unclear, a miss.
+    assert [r["name"] for r in message.get("intent_ranking")] == ["nlu_fallback", "unclear", "track_shipment"]
+    assert request.get("intent")["name"] == "track_shipment"
+
+
 @pytest.mark.parametrize(
     "text, expected",
     [

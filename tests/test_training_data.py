@@ -124,7 +124,9 @@ def test_entity_annotations_fall_on_jieba_token_boundaries(training_data):
 # Compared after normalisation, so a traditional-character copy of a training
 # sentence counts. Not dev_realstyle.yml: a dev split for choosing options,
 # it shares 30 short messages (我要退款, 包邮吗) with data/nlu.
-@pytest.mark.parametrize("evaluation_set", ["holdout.yml", "holdout_realstyle.yml", "dev_calibration.yml"])
+@pytest.mark.parametrize(
+    "evaluation_set", ["holdout.yml", "holdout_realstyle.yml", "holdout_unclear.yml", "dev_calibration.yml"]
+)
 def test_no_evaluation_set_message_is_in_the_training_data(training_data, evaluation_set):
     from rasa.shared.nlu.training_data.loading import load_data
 

@@ -276,6 +276,41 @@ class RetrievalIntentResponseSelector(ResponseSelector):
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
+class UnclearAsFallback(GraphComponent):
+    """Right after the FallbackClassifier: a message classified as `unclear`
+    (那个 / 然后呢 / 截图发你了: trained on such messages, data/nlu/unclear.yml)
+    is a fallback. The confidence threshold alone had to stay high to catch
+    them, which sent real requests in unfamiliar words to the fallback too.
+    The intent becomes `nlu_fallback` with the classifier's confidence, ahead
+    of the ranking, so the rules, the fallback's guesses, analytics and
+    `rasa test nlu` (which reads the next entry) treat it as the
+    FallbackClassifier's own."""
+
+    INTENT = "unclear"
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> UnclearAsFallback:
+        return cls()
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        for message in messages:
+            intent = message.get("intent") or {}
+            if intent.get("name") != self.INTENT:
+                continue
+            fallback = {"name": "nlu_fallback", "confidence": intent.get("confidence", 0.0)}
+            ranking = [fallback] + [r for r in message.get("intent_ranking", []) if r.get("name") != "nlu_fallback"]
+            message.set("intent", fallback, add_to_output=True)
+            message.set("intent_ranking", ranking, add_to_output=True)
+        return messages
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
 class BareNumberClassifier(GraphComponent):
     """A message that is nothing but a number of four digits or more answers
     a question the bot asked (an order number, a phone tail, even a mistyped
