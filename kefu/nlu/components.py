@@ -43,6 +43,7 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 from kefu import rasa_speedups
 from kefu.nlu import rules
 from kefu.nlu.catalogue import CatalogueMatcher, term_key
+from kefu.nlu.graph import StatelessComponent
 from kefu.nlu.text import MAX_MESSAGE_CHARS, normalise
 from kefu.shop.privacy import contains_sensitive, mask_sensitive
 
@@ -130,17 +131,7 @@ def _add_entities(message: Message, new: list[dict[str, Any]]) -> None:
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=False)
-class ShopRuleEntityExtractor(GraphComponent, EntityExtractorMixin):
-    @classmethod
-    def create(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> ShopRuleEntityExtractor:
-        return cls()
-
+class ShopRuleEntityExtractor(StatelessComponent, EntityExtractorMixin):
     def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
             text = message.get(TEXT) or ""
@@ -241,9 +232,10 @@ class CatalogueEntityExtractor(GraphComponent, EntityExtractorMixin):
         return messages
 
 
-def _decide_intent(message: Message, name: str) -> None:
-    """Set the intent by rule, certain, at the head of the ranking."""
-    intent = {"name": name, "confidence": 1.0}
+def _decide_intent(message: Message, name: str, confidence: float = 1.0) -> None:
+    """Set the intent at the head of the ranking: by rule, certain, unless a
+    confidence is given."""
+    intent = {"name": name, "confidence": confidence}
     ranking = [intent] + [r for r in message.get("intent_ranking", []) if r.get("name") != name]
     message.set("intent", intent, add_to_output=True)
     message.set("intent_ranking", ranking, add_to_output=True)
@@ -276,7 +268,7 @@ class RetrievalIntentResponseSelector(ResponseSelector):
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
-class UnclearAsFallback(GraphComponent):
+class UnclearAsFallback(StatelessComponent):
     """Right after the FallbackClassifier: a message classified as `unclear`
     (那个 / 然后呢 / 截图发你了: trained on such messages, data/nlu/unclear.yml)
     is a fallback. The confidence threshold alone had to stay high to catch
@@ -288,30 +280,17 @@ class UnclearAsFallback(GraphComponent):
 
     INTENT = "unclear"
 
-    @classmethod
-    def create(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> UnclearAsFallback:
-        return cls()
-
     def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
             intent = message.get("intent") or {}
             if intent.get("name") != self.INTENT:
                 continue
-            fallback = {"name": "nlu_fallback", "confidence": intent.get("confidence", 0.0)}
-            ranking = [fallback] + [r for r in message.get("intent_ranking", []) if r.get("name") != "nlu_fallback"]
-            message.set("intent", fallback, add_to_output=True)
-            message.set("intent_ranking", ranking, add_to_output=True)
+            _decide_intent(message, "nlu_fallback", intent.get("confidence", 0.0))
         return messages
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
-class BareNumberClassifier(GraphComponent):
+class BareNumberClassifier(StatelessComponent):
     """A message that is nothing but a number of four digits or more answers
     a question the bot asked (an order number, a phone tail, even a mistyped
     one): its intent is `inform`, whatever DIET guessed. Without this a
@@ -326,16 +305,6 @@ class BareNumberClassifier(GraphComponent):
     KEYBOARD_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
     # Punctuation alone ("？？？", "。。。") asks nothing we can answer.
     ONLY_PUNCTUATION = re.compile(r"[\s?!.,;:~…·。，！？、；：～\-_]+")
-
-    @classmethod
-    def create(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> BareNumberClassifier:
-        return cls()
 
     def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
@@ -357,23 +326,13 @@ class BareNumberClassifier(GraphComponent):
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
-class SensitiveDataGuard(GraphComponent):
+class SensitiveDataGuard(StatelessComponent):
     """Last in the pipeline: a message carrying a bank card or ID number gets
     the intent `sensitive_info`, whatever else it says, so the bot warns the
     customer; the number is masked in the parse result. (The tracker store
     masks the stored text: kefu.tracker_store.)"""
 
     INTENT = "sensitive_info"
-
-    @classmethod
-    def create(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> SensitiveDataGuard:
-        return cls()
 
     def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:

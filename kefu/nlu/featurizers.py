@@ -40,6 +40,7 @@ from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from kefu.nlu.graph import StatelessComponent
 from kefu.nlu.pleasantry import content_span
 
 logger = logging.getLogger(__name__)
@@ -56,17 +57,7 @@ def _has_text(message: Message) -> bool:
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER], is_trainable=False)
-class PleasantryTokenFilter(GraphComponent):
-    @classmethod
-    def create(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> PleasantryTokenFilter:
-        return cls()
-
+class PleasantryTokenFilter(StatelessComponent):
     def _filter(self, message: Message) -> None:
         if not _has_text(message):
             return
