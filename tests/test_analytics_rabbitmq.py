@@ -100,3 +100,104 @@ async def _probe() -> None:
 
     connection = await aio_pika.connect(DEFAULT_URL, timeout=3)
     await connection.close()
+
+
+class FirstWriteFails(RabbitConsumer):
+    """A consumer whose database refuses its first batch, as one that is down would."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.refusals = 1
+        self.written: list[dict] = []
+
+    def _apply(self, events):
+        if self.refusals:
+            self.refusals -= 1
+            raise ConnectionRefusedError("database down")
+        self.written.extend(events)
+
+
+async def _publish_texts(exchange: str, queue: str, texts: list[str]) -> None:
+    import json
+
+    import aio_pika
+
+    connection = await aio_pika.connect(DEFAULT_URL)
+    try:
+        channel = await connection.channel()
+        declared = await channel.declare_exchange(exchange, type=aio_pika.ExchangeType.FANOUT)
+        bound = await channel.declare_queue(queue, durable=True)
+        await bound.bind(declared, "")
+        for text in texts:
+            event = {"event": "user", "sender_id": "consumer-test", "text": text, "timestamp": 1.0}
+            await declared.publish(aio_pika.Message(json.dumps([event]).encode()), routing_key="")
+    finally:
+        await connection.close()
+
+
+def _close_from_the_server(connection_name: str) -> None:
+    import subprocess
+
+    listed = subprocess.run(
+        ["rabbitmqctl", "list_connections", "pid", "client_properties"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    pids = [line.split()[0] for line in listed.splitlines() if connection_name in line]
+    assert pids, f"no connection named {connection_name}: {listed}"
+    for pid in pids:
+        subprocess.run(["rabbitmqctl", "close_connection", pid, "test"], capture_output=True, timeout=60, check=True)
+
+
+async def _written_texts(consumer: FirstWriteFails, count: int, seconds: float = 30) -> list[str]:
+    for _ in range(int(seconds * 10)):
+        if len(consumer.written) >= count:
+            break
+        await asyncio.sleep(0.1)
+    return sorted(event["text"] for event in consumer.written)
+
+
+async def _consume_through_failures(engine, exchange: str, queue: str) -> None:
+    import aio_pika
+
+    name = f"kefu-test-consumer-{uuid.uuid4().hex[:8]}"
+    consumer = FirstWriteFails(engine, url=f"{DEFAULT_URL}?name={name}", queue=queue, exchange=exchange)
+    running = asyncio.create_task(consumer.run(idle_seconds=0.1))
+    try:
+        await _publish_texts(exchange, queue, ["一", "二", "三"])
+        # The refused batch was neither written nor acknowledged: it comes back.
+        assert await _written_texts(consumer, 3) == sorted(["一", "二", "三"])
+        await asyncio.to_thread(_close_from_the_server, name)
+        await _publish_texts(exchange, queue, ["四", "五"])
+        assert await _written_texts(consumer, 5) == sorted(["一", "二", "三", "四", "五"])
+        assert not running.done()
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        connection = await aio_pika.connect(DEFAULT_URL)
+        channel = await connection.channel()
+        await channel.queue_delete(queue)
+        await channel.exchange_delete(exchange)
+        await connection.close()
+
+
+def test_the_consumer_goes_on_after_a_refused_write_and_a_closed_connection(tmp_path):
+    """Whatever fails, the consumer connects again by itself (it no longer
+    relies on aio-pika's robust connection, which can stop trying) and what it
+    had taken without acknowledging comes back."""
+    import os
+    import shutil
+
+    from kefu.db.engine import make_engine
+
+    if shutil.which("rabbitmqctl") is None or os.geteuid() != 0:
+        pytest.skip("rabbitmqctl (as root) is needed to close a connection from the server")
+    try:
+        asyncio.run(_probe())
+    except Exception as exc:  # noqa: BLE001 - skip with the reason
+        pytest.skip(f"RabbitMQ not reachable at {DEFAULT_URL}: {exc}")
+    engine = make_engine(f"sqlite:///{tmp_path / 'shop.sqlite3'}")
+    name = uuid.uuid4().hex[:8]
+    asyncio.run(_consume_through_failures(engine, f"kefu-test-{name}", f"kefu_test_{name}"))

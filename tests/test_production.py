@@ -327,6 +327,7 @@ def test_rabbitmq_stopped_turns_answered_and_analytics_catches_up(topology):
     assert during and all(t.answered for t in during)
     assert max(t.latency for t in result.turns) < 10
     if written != stored:
+        _print_broker_log_lines(topology)
         _print_missing_from_analytics(topology, {t.sender for t in result.turns})
     assert written == stored, "every stored user event reaches analytics after RabbitMQ is back"
     topology.healthy()
@@ -346,11 +347,30 @@ def _print_missing_from_analytics(topology: Topology, senders: set[str]) -> None
             written = set(conn.execute(select(user_turns.c.sender_id, user_turns.c.at)).all())
     finally:
         engine.dispose()
+    missing = []
     for sender in sorted(senders):
         for text in topology.redis().lrange(f"kefu:tracker:events:{sender}", 0, -1):
             event = json.loads(text)
             if event.get("event") == "user" and (sender, moment(event)) not in written:
-                print(f"  missing from analytics: {sender} at {event['timestamp']} {event.get('text')!r}")
+                missing.append(f"{sender} at {event['timestamp']} {event.get('text')!r}")
+    for line in missing[:20]:
+        print(f"  missing from analytics: {line}")
+    if len(missing) > 20:
+        print(f"  ... and {len(missing) - 20} more")
+
+
+def _print_broker_log_lines(topology: Topology) -> None:
+    """The consumer's last log lines and each replica's analytics lines: which
+    side did not come back."""
+    logs = topology.workdir / "log"
+    for path in [logs / "analytics.log", *sorted(logs.glob("rasa-*.log"))]:
+        if not path.exists():
+            continue
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        if path.name.startswith("rasa-"):
+            lines = [line for line in lines if "analytics" in line or "aio_pika" in line]
+        for line in lines[-15:]:
+            print(f"  {path.name}: {line}")
 
 
 SOAK_SECONDS = float(os.environ.get("KEFU_SOAK_SECONDS", "600"))

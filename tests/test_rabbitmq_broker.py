@@ -142,3 +142,20 @@ def test_events_published_together_leave_as_one_message(route):
         ["bot"],
         ["user", "user", "user"],
     ]
+
+
+async def _kept_events_leave_on_a_new_connection(exchange: str, queue: str) -> tuple[int, bool]:
+    async with _connected_broker(exchange, queue) as (broker, channel):
+        broker.reconnect_seconds = 1.0
+        given_up = broker._connection
+        # What a robust connection that stopped trying leaves: closed for good.
+        await given_up.close()
+        broker.publish({"event": "user", "sender_id": "broker-test", "text": "你好", "timestamp": 1.0})
+        arrived = await _wait_for_messages(channel, queue)
+        return arrived, broker._connection is not given_up
+
+
+def test_events_kept_on_a_connection_that_gave_up_leave_on_a_new_one(route):
+    arrived, replaced = asyncio.run(_kept_events_leave_on_a_new_connection(*route))
+    assert replaced
+    assert arrived == 1

@@ -121,6 +121,9 @@ PIKA_PUBLISH_DEADLINE_SECONDS = 60.0
 PIKA_FLUSH_SECONDS = 0.5
 # At most this many events in one RabbitMQ message (about 1 MB at most).
 PIKA_EVENTS_PER_MESSAGE = 200
+# Seconds events may stay kept before the connection is replaced by a new one
+# (see the class), and the deadline of making that new one.
+PIKA_RECONNECT_SECONDS = 30.0
 
 
 class KefuPikaEventBroker(PikaEventBroker):
@@ -161,12 +164,26 @@ class KefuPikaEventBroker(PikaEventBroker):
       that wait (`_send`), and every publish has a backstop deadline
       (PIKA_PUBLISH_DEADLINE_SECONDS); a publish past it is kept.
 
+    - aio-pika's robust connection, which Rasa's broker relies on to come
+      back after RabbitMQ does, can stop trying for good (aio-pika 8.2.3; its
+      issue tracker lists several ways), and the replica then keeps every
+      event in memory for the rest of its life (in one CI run of the fault
+      test, RabbitMQ stopped for 10 s, no event published after the stop
+      reached analytics; the consumer or the replicas had not come back).
+      Here, when events have stayed kept for
+      PIKA_RECONNECT_SECONDS, a new connection is made as Rasa makes it
+      (`connect`) and the old one closed; the consumer does the same
+      (`kefu.analytics.rabbitmq`).
+
     Events kept in memory are lost if the process dies before RabbitMQ is
     back, as are those of the last PIKA_FLUSH_SECONDS; their order relative
     to newer events is not kept. Written against Rasa 3.6.21's private parts
     (`publish` replaces its path to `_publish`; `_unpublished_events`,
     `_background_tasks`, `_exchange`, `_loop`; refused for another version).
     """
+
+    # Rasa's attribute (an aio-pika robust connection), replaced by _replace_connection.
+    _connection: Any
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: D107 - see the class
         import rasa
@@ -180,6 +197,9 @@ class KefuPikaEventBroker(PikaEventBroker):
         self._flush_timer: asyncio.TimerHandle | None = None
         self.flush_seconds = PIKA_FLUSH_SECONDS
         self.publish_deadline_seconds = PIKA_PUBLISH_DEADLINE_SECONDS
+        self.reconnect_seconds = PIKA_RECONNECT_SECONDS
+        self._kept_since: float | None = None
+        self._reconnecting: asyncio.Task | None = None
         # Counted for bench/broker_throughput.py, not for any decision.
         self.events_confirmed = 0
 
@@ -227,6 +247,8 @@ class KefuPikaEventBroker(PikaEventBroker):
             self._keep(events, f"returned by RabbitMQ ({type(confirmation).__name__})")
             return
         self.events_confirmed += len(events)
+        if not self._unpublished_events:
+            self._kept_since = None
         if self._failing and not self._unpublished_events:
             self._failing = False
             logger.info("analytics: RabbitMQ takes events again; every kept event is sent")
@@ -260,6 +282,8 @@ class KefuPikaEventBroker(PikaEventBroker):
 
     def _keep(self, events: list[dict[str, Any]], why: str) -> None:
         self._unpublished_events.extend(events)
+        if self._kept_since is None:
+            self._kept_since = self._loop.time()
         if not self._failing:
             self._failing = True
             logger.error("analytics: events not published to RabbitMQ (%s): kept, sent again when it is back", why)
@@ -271,6 +295,10 @@ class KefuPikaEventBroker(PikaEventBroker):
 
     def _send_kept(self) -> None:
         self._retry = None
+        kept_for = 0.0 if self._kept_since is None else self._loop.time() - self._kept_since
+        if self._unpublished_events and kept_for >= self.reconnect_seconds and self._reconnecting is None:
+            self._reconnecting = self._loop.create_task(self._replace_connection(kept_for))
+            return
         if self._unpublished_events:
             logger.info(
                 "analytics: sending %d kept events again (%d publishes in flight)",
@@ -280,7 +308,38 @@ class KefuPikaEventBroker(PikaEventBroker):
             # Rasa's: each kept event through publish(), so they leave together.
             self._publish_unpublished_messages()
 
+    async def _replace_connection(self, kept_for: float) -> None:
+        old = self._connection
+        logger.error(
+            "analytics: %d events kept for %.0f s; making a new RabbitMQ connection",
+            len(self._unpublished_events),
+            kept_for,
+        )
+        try:
+            await asyncio.wait_for(self.connect(), self.reconnect_seconds)
+        except Exception as exc:  # noqa: BLE001 - tried again later; never raised
+            if self._connection is not old:  # made, but its exchange was not declared in time
+                await self._close_quietly(self._connection)
+                self._connection = old
+            logger.error("analytics: no new RabbitMQ connection (%s: %s); trying again later", type(exc).__name__, exc)
+        else:
+            await self._close_quietly(old)
+        finally:
+            self._reconnecting = None
+            self._kept_since = self._loop.time()
+            self._schedule_retry(0)
+
+    async def _close_quietly(self, connection: Any) -> None:
+        if connection is None:
+            return
+        try:
+            await asyncio.wait_for(connection.close(), 5)
+        except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - a connection already gone is closed enough
+            logger.debug("analytics: closing a RabbitMQ connection: %s", exc)
+
     async def close(self) -> None:
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
         self._flush()
         if self._background_tasks:
             await asyncio.wait(set(self._background_tasks), timeout=5)
