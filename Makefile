@@ -17,7 +17,7 @@ help:
 	@echo "make showcase list the demo orders and phones to try"
 	@echo "make train    regenerate the catalogue assets and train if anything changed"
 	@echo "make bench    the benchmark (see BENCHMARKS.md)"
-	@echo "make cv       5-fold cross-validation of the NLU, grouped by source sentence (about an hour on 2 cores)"
+	@echo "make cv       5-fold cross-validation of the NLU, grouped by source sentence (one to two hours on 2 cores)"
 
 install:
 	@source scripts/lib.sh && ensure_venv
@@ -55,8 +55,8 @@ validate: install
 bench: install
 	@source scripts/lib.sh && ensure_database && MODEL="$$(ensure_model)" && KEFU_MODEL="$$MODEL" $(PY) -m bench
 
-# 5-fold cross-validation of the NLU on data/ (five trainings: about an hour on 2 cores;
-# a fold took 12 minutes on the 4,540 examples of 2026-11-29);
+# 5-fold cross-validation of the NLU on data/ (five trainings: one to two hours on 2 cores;
+# a fold took 12 minutes on 4,540 examples, and a full training 20 on 5,722);
 # Rasa's own, with folds grouped by source sentence (kefu/cv.py): two phrasings
 # of one sentence never sit on both sides of a fold.
 cv: install
