@@ -300,7 +300,9 @@ class KefuPikaEventBroker(PikaEventBroker):
             self._reconnecting = self._loop.create_task(self._replace_connection(kept_for))
             return
         if self._unpublished_events:
-            logger.info(
+            # Every PIKA_RETRY_SECONDS while RabbitMQ is away: the outage's
+            # first and last lines are the operator's (_keep, _publish_events).
+            logger.debug(
                 "analytics: sending %d kept events again (%d publishes in flight)",
                 len(self._unpublished_events),
                 len(self._background_tasks),
