@@ -192,12 +192,12 @@ class KefuPikaEventBroker(PikaEventBroker):
             raise RuntimeError(f"KefuPikaEventBroker is written for Rasa 3.6.21, not {rasa.__version__}")
         super().__init__(*args, **kwargs)
         self._retry: asyncio.TimerHandle | None = None
-        self._failing = False
         self._pending: list[dict[str, Any]] = []
         self._flush_timer: asyncio.TimerHandle | None = None
         self.flush_seconds = PIKA_FLUSH_SECONDS
         self.publish_deadline_seconds = PIKA_PUBLISH_DEADLINE_SECONDS
         self.reconnect_seconds = PIKA_RECONNECT_SECONDS
+        # When events were first kept in this outage; None while none are.
         self._kept_since: float | None = None
         self._reconnecting: asyncio.Task | None = None
         # Counted for bench/broker_throughput.py, not for any decision.
@@ -247,10 +247,8 @@ class KefuPikaEventBroker(PikaEventBroker):
             self._keep(events, f"returned by RabbitMQ ({type(confirmation).__name__})")
             return
         self.events_confirmed += len(events)
-        if not self._unpublished_events:
+        if self._kept_since is not None and not self._unpublished_events:
             self._kept_since = None
-        if self._failing and not self._unpublished_events:
-            self._failing = False
             logger.info("analytics: RabbitMQ takes events again; every kept event is sent")
         if self._unpublished_events:
             self._schedule_retry(0)
@@ -284,8 +282,6 @@ class KefuPikaEventBroker(PikaEventBroker):
         self._unpublished_events.extend(events)
         if self._kept_since is None:
             self._kept_since = self._loop.time()
-        if not self._failing:
-            self._failing = True
             logger.error("analytics: events not published to RabbitMQ (%s): kept, sent again when it is back", why)
         self._schedule_retry(PIKA_RETRY_SECONDS)
 

@@ -26,7 +26,8 @@ turn answered, and it did not happen again in local runs. Here any failure
 closes the connection, which gives the messages taken and not acknowledged
 back to the queue (a refused batch used to stay taken until the
 connection closed), and a new plain connection is made every
-RECONNECT_SECONDS until one works. One error line per outage, one line when it consumes again.
+RECONNECT_SECONDS until one works. One error line per outage, one line
+when it consumes again.
 """
 
 from __future__ import annotations
