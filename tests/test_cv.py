@@ -21,3 +21,21 @@ def test_a_group_never_sits_on_both_sides_of_a_fold_and_every_example_is_tested_
         assert not {groups[i] for i in train} & {groups[i] for i in test}
         assert {labels[i] for i in test} == {"intent0", "intent1", "intent2", "intent3"}
     assert folds == fold_indices(labels, groups, 5)  # seeded: two runs split alike
+
+
+def test_intents_only_leaves_out_diet_and_the_response_selector_and_keeps_the_rest_in_order(tmp_path) -> None:
+    import runpy
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    grouped_cv = runpy.run_path(str(root / "scripts" / "grouped_cv.py"))
+    left_out, intents_only_config = grouped_cv["NOT_CHOOSING_THE_INTENT"], grouped_cv["intents_only_config"]
+
+    full = yaml.safe_load((root / "config.yml").read_text(encoding="utf-8"))
+    names = [c["name"] for c in full["pipeline"]]
+    assert left_out <= set(names)  # a renamed component would stay in silently
+    reduced = yaml.safe_load(Path(intents_only_config(str(root / "config.yml"), str(tmp_path))).read_text())
+    assert [c["name"] for c in reduced["pipeline"]] == [n for n in names if n not in left_out]
+    assert reduced["policies"] == full["policies"] and reduced["language"] == full["language"]
