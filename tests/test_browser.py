@@ -165,3 +165,21 @@ def test_a_return_with_the_reason_and_confirmation_buttons(browser_page):
     click_reply(page, "确认")
     assert any(re.search(r"AS\d{14}", t) for t in bot_texts(page)[-2:]), bot_texts(page)[-2:]
     page.screenshot(path=str(ARTIFACTS / "chat-return.png"), full_page=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("你好,我想查一下订单", ("订单号",)),  # the order flow asks for the order number
+        ("你好，我想退货，需要怎么操作?", ("订单号",)),  # so does the return flow
+        ("好的 我明白了，谢谢你这么耐心地跟我解释 帮了大忙", ("不客气", "应该的")),  # utter_you_are_welcome
+    ],
+)
+def test_the_messages_quoted_in_issue_12_are_answered_for_what_they_ask(browser_page, text, expected):
+    page = browser_page
+    page.wait_for_selector("#messages .row.bot .bubble", timeout=30000)
+    earlier = len(bot_texts(page))
+    say(page, text)
+    replies = bot_texts(page)[earlier:]
+    assert any(word in reply for reply in replies for word in expected), replies
+    assert not any("没太理解" in reply or "您是想问" in reply for reply in replies), replies
