@@ -8,9 +8,10 @@ instead of Rasa's unseeded, ungrouped StratifiedKFold.
 `--intents-only` (what `make cv` runs) leaves out of each fold's pipeline
 the components that do not take part in choosing the intent: DIET, which
 only tags colours and reasons here, and the FAQ ResponseSelector, which
-runs after the intent is chosen. Intent accuracy and macro F1 are the same
-as with the whole pipeline, and a fold trains in a third of the time; the
-folds then report no DIET entities and no faq/* sub-intents.
+runs after the intent is chosen. Each fold's intent classifier gets the
+same features as with the whole pipeline (the components left out come
+after it), and five folds take 15 minutes, not one to two hours; the folds
+then report no DIET entities and no faq/* sub-intents.
 
 Usage: python scripts/grouped_cv.py [--intents-only] --nlu data --config config.yml --folds 5 --out var/cv
 """
